@@ -1,0 +1,105 @@
+"""The `soke` command: LightningCLI subcommands (fit/validate/test/predict) plus the project's tools.
+
+Tools are imported lazily, so `soke --help` stays fast. A tool is a module with
+``add_arguments(parser)`` and ``run(args) -> int | None``; register it in TOOLS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+
+LIGHTNING_SUBCOMMANDS: dict[str, str] = {
+    "fit": "train a stage from experiment YAML (`soke fit --config experiments/stage1/demo.yaml`)",
+    "validate": "run the validation loop of a config/checkpoint",
+    "test": "run the test loop (metrics per language and part)",
+    "predict": "run prediction (generation / reconstruction) with a config/checkpoint",
+}
+
+#: name -> (module, one-line help). Order is the order shown by `soke --help`.
+TOOLS: dict[str, tuple[str, str]] = {
+    "synth": ("soke_lightning.data.synthsign.cli", "generate the embedded SynthSign corpus"),
+    "prepare": ("soke_lightning.data.prepare", "convert an official corpus (How2Sign, CSL-Daily, Phoenix) to a store"),
+    "data": ("soke_lightning.data.info", "inspect stores and datamodule configs (`soke data info STORE`)"),
+    "baselines": ("soke_lightning.data.synthsign.baselines", "score the mean-pose and dictionary baselines"),
+    "render": ("soke_lightning.render.cli", "render samples of a store as skeleton animations (GIF)"),
+    "encode": ("soke_lightning.stages.encode", "export token codes of every sample with a trained tokenizer"),
+    "import-official": ("soke_lightning.models.official", "convert the official SOKE tokenizer checkpoint"),
+}
+
+
+def _available_tools() -> dict[str, tuple[str, str]]:
+    """Tools whose module is importable in this checkout (a tool arrives with its issue)."""
+    def importable(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            return False
+
+    return {n: t for n, t in TOOLS.items() if importable(t[0])}
+
+
+def _main_help() -> str:
+    lines = [
+        "usage: soke <command> [options]",
+        "",
+        "soke-lightning: SOKE (Signs as Tokens) multilingual text -> 3D sign-language motion.",
+        "",
+        "Training and evaluation (LightningCLI; `soke fit --help` lists every option):",
+    ]
+    lines += [f"  {name:<16}{text}" for name, text in LIGHTNING_SUBCOMMANDS.items()]
+    lines += ["", "Tools (`soke <tool> --help` for options):"]
+    lines += [f"  {name:<16}{text}" for name, (_, text) in _available_tools().items()]
+    lines += [
+        "",
+        "Environment: HF_HUB_OFFLINE defaults to 1, WANDB_MODE to offline;",
+        "SOKE_DATA_ROOT / SOKE_SMPLX_DIR point at user data (see README).",
+    ]
+    return "\n".join(lines)
+
+
+def run_lightning(argv: list[str]) -> int:
+    """Run a LightningCLI subcommand with OmegaConf interpolation resolved after merging configs."""
+    from soke_lightning.lightning_cli import SokeCLI
+
+    SokeCLI(args=argv)
+    return 0
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    module_name, text = TOOLS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"soke {name}", description=module.__doc__ or text,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = module.run(args)
+    return int(result or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `soke` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    logging.basicConfig(level=os.environ.get("SOKE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_main_help())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in LIGHTNING_SUBCOMMANDS:
+        return run_lightning(argv)
+    tools = _available_tools()
+    if command in tools:
+        return run_tool(command, rest)
+    print(f"soke: unknown command {command!r}. Valid: {', '.join([*LIGHTNING_SUBCOMMANDS, *tools])}",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
