@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import os
 import sys
+from pathlib import Path
 
 LIGHTNING_SUBCOMMANDS: dict[str, str] = {
     "fit": "train a stage from experiment YAML (`soke fit --config experiments/stage1/demo.yaml`)",
@@ -33,14 +33,17 @@ TOOLS: dict[str, tuple[str, str]] = {
 
 
 def _available_tools() -> dict[str, tuple[str, str]]:
-    """Tools whose module is importable in this checkout (a tool arrives with its issue)."""
-    def importable(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            return False
+    """Tools whose module exists in this checkout (a tool arrives with its issue).
 
-    return {n: t for n, t in TOOLS.items() if importable(t[0])}
+    Checked on the file system: importing the packages would pull in torch and make `soke --help` slow.
+    """
+    root = Path(__file__).resolve().parent
+
+    def exists(module: str) -> bool:
+        rel = Path(*module.split(".")[1:])
+        return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
+
+    return {n: t for n, t in TOOLS.items() if exists(t[0])}
 
 
 def _main_help() -> str:

@@ -96,4 +96,4 @@ def language_of_tag(tag: str) -> Language:
         if tag in (lang.spoken_code, lang.sign_tag):
             return lang
     raise KeyError(f"no language has tag {tag!r}; known tags: "
-                   f"{sorted(t for l in LANGUAGES.values() for t in (l.spoken_code, l.sign_tag))}")
+                   f"{sorted(t for lg in LANGUAGES.values() for t in (lg.spoken_code, lg.sign_tag))}")
