@@ -1,0 +1,403 @@
+"""The multilingual DataModule shared by both stages: several packed stores behind one LightningDataModule.
+
+Any mix of corpora (How2Sign, CSL-Daily, Phoenix-2014T, SynthSign, ...) is read from packed stores (see
+:mod:`soke_lightning.data.store`); a split is the concatenation of that split of every store, in the order given
+(SOKE_SPEC §2.7). Each sample goes through the load-time rule of SOKE_SPEC §2.5 (:mod:`.processing`), is reduced
+to the 133-d features and normalised; :func:`collate` pads a batch with zeros in normalised space into a
+:class:`~soke_lightning.data.batch.SignBatch`.
+
+Order: the training split is shuffled (``sampler="shuffle"``, epoch-seeded; the reference forgets to shuffle),
+or drawn language-balanced (``"balanced"``, :class:`~.sampler.LanguageBalancedSampler`), or read in the
+reference's fixed order (``"sequential"``, for parity runs). Validation/test/predict read their split in store
+order; every sample carries its ``lang``, so metrics are reported per language. Under DDP the shuffle and balanced
+samplers shard by themselves (they are ``DistributedSampler`` instances, which Lightning leaves alone); for
+sequential, validation and test Lightning inserts its own non-shuffling ``DistributedSampler``, which pads a
+shard with repeated samples — metrics de-duplicate by ``SignBatch.keys``.
+
+Stage 2 (seam): the LM stage reads the text and the motion-token codes of every sample instead of its motion. The
+token cache written by ``soke encode`` (stage-2 issue) plugs in at :class:`SignDataset`: it maps ``corpus/name``
+to codes ``[L, P]``; ``SignDataset.__getitem__`` attaches them to :attr:`SignItem.codes` and :func:`collate`
+pads them with -1 into ``SignBatch.codes`` / ``SignBatch.code_lengths`` (fields that exist already). A
+DataModule argument naming the cache is added together with that reader, not before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from soke_lightning.data.batch import SignBatch
+from soke_lightning.data.languages import LANGUAGES, get_corpus
+from soke_lightning.data.layout import FEATURE_DIM, raw_to_features
+from soke_lightning.data.normalization import STATS_FILE, Normalizer
+from soke_lightning.data.processing import TemporalProcessing
+from soke_lightning.data.sampler import LanguageBalancedSampler, world_and_rank
+from soke_lightning.data.store import PackedStore, StoreSplit, open_store
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("shuffle", "balanced", "sequential")
+
+
+@dataclass
+class SignItem:
+    """One processed sample, as returned by :class:`SignDataset`.
+
+    Attributes:
+        poses: [T, 133] normalised features after the temporal rule (T in [min_len, max_len], T % unit_len == 0).
+        name: sample name (unique within its store split).
+        text: spoken-language sentence.
+        lang: language key ("asl", "csl", "dgs").
+        corpus: corpus id.
+        fps: frame rate of ``poses`` (after the fps cap).
+    """
+
+    poses: torch.Tensor
+    name: str
+    text: str
+    lang: str
+    corpus: str
+    fps: float
+
+
+def collate(items: Sequence[SignItem]) -> SignBatch:
+    """Pad a list of items into a :class:`SignBatch` (zeros in normalised space = the mean pose).
+
+    Returns:
+        SignBatch with poses [B, T_max, 133], lengths [B], mask [B, T_max].
+    """
+    if not items:
+        raise ValueError("collate: empty batch")
+    lengths = torch.tensor([it.poses.shape[0] for it in items], dtype=torch.long)
+    poses = torch.zeros(len(items), int(lengths.max()), FEATURE_DIM, dtype=torch.float32)
+    for i, it in enumerate(items):
+        poses[i, : it.poses.shape[0]] = it.poses
+    mask = torch.arange(poses.shape[1])[None, :] < lengths[:, None]
+    return SignBatch(
+        poses=poses,
+        lengths=lengths,
+        mask=mask,
+        text=[it.text for it in items],
+        lang=[it.lang for it in items],
+        name=[it.name for it in items],
+        corpus=[it.corpus for it in items],
+    )
+
+
+class SignDataset(Dataset):
+    """The samples of several store splits, processed and normalised on access.
+
+    Frames are read lazily from each split's memory map; the maps are re-opened in every worker process (they are
+    not pickled), so the dataset works with any number of DataLoader workers and any start method.
+
+    Args:
+        splits: opened store splits, concatenated in this order.
+        normalizer: statistics applied to the 133-d features.
+        processing: the temporal rule (fps cap + length rule).
+        languages: keep only samples of these language keys (None = all).
+        random_crop: crop at a random offset instead of the centre (training augmentation; SOKE crops the centre).
+    """
+
+    def __init__(
+        self,
+        splits: Sequence[StoreSplit],
+        normalizer: Normalizer,
+        processing: TemporalProcessing | None = None,
+        languages: Sequence[str] | None = None,
+        random_crop: bool = False,
+    ):
+        self.sources = [(str(sp.root), sp.name) for sp in splits]
+        self._splits: list[StoreSplit | None] = list(splits)
+        self.records = [sp.records for sp in splits]
+        self.normalizer = normalizer
+        self.processing = processing or TemporalProcessing()
+        self.random_crop = random_crop
+        keep = None if languages is None else set(languages)
+        entries = [
+            (s, i)
+            for s, recs in enumerate(self.records)
+            for i, r in enumerate(recs)
+            if keep is None or r["lang"] in keep
+        ]
+        self.entries = np.array(entries, dtype=np.int64).reshape(-1, 2)
+        self._fps_caps: dict[str, float | None] = {}
+
+    def __len__(self) -> int:
+        return int(self.entries.shape[0])
+
+    def record(self, index: int) -> dict:
+        """The store index record (name, text, lang, corpus, offset, length, fps, meta) of item ``index``."""
+        s, i = self.entries[index]
+        return self.records[s][i]
+
+    @property
+    def langs(self) -> list[str]:
+        """Language key of every item, in item order (what the balanced sampler needs)."""
+        return [self.records[s][i]["lang"] for s, i in self.entries]
+
+    @property
+    def names(self) -> list[str]:
+        return [self.records[s][i]["name"] for s, i in self.entries]
+
+    def subset(self, indices: Sequence[int]) -> SignDataset:
+        """A view holding only items ``indices`` (same stores, same processing)."""
+        view = object.__new__(SignDataset)
+        view.__dict__.update(self.__dict__)
+        view.entries = self.entries[np.asarray(indices, dtype=np.int64)].reshape(-1, 2)
+        return view
+
+    def fps_cap(self, corpus: str) -> float | None:
+        if corpus not in self._fps_caps:
+            self._fps_caps[corpus] = get_corpus(corpus).fps_cap if self.processing.apply_fps_cap else None
+        return self._fps_caps[corpus]
+
+    def _split(self, s: int) -> StoreSplit:
+        sp = self._splits[s]
+        if sp is None:
+            root, name = self.sources[s]
+            sp = self._splits[s] = open_store(root).split(name)
+        return sp
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_splits"] = [None] * len(self.sources)
+        return state
+
+    def __getitem__(self, index: int) -> SignItem:
+        s, i = self.entries[index]
+        r = self.records[s][i]
+        cap = self.fps_cap(r["corpus"])
+        # Each worker's torch RNG is re-seeded by the DataLoader every epoch, so the crop changes per epoch.
+        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_crop else None
+        idx = self.processing.indices(int(r["length"]), float(r["fps"]), cap, rng)
+        raw = np.asarray(self._split(s).frames[r["offset"] + idx], dtype=np.float32)
+        poses = self.normalizer.normalize(torch.from_numpy(raw_to_features(raw)))
+        return SignItem(
+            poses=poses,
+            name=r["name"],
+            text=r["text"],
+            lang=r["lang"],
+            corpus=r["corpus"],
+            fps=self.processing.output_fps(float(r["fps"]), cap),
+        )
+
+
+def stratified_subset(langs: Sequence[str], max_samples: int) -> list[int]:
+    """A deterministic subset of at most ``max_samples`` indices with (as far as possible) equal counts per language.
+
+    Languages with fewer samples than their share give the rest to the others; within a language the picks are
+    evenly spaced over its samples. Returned indices are sorted.
+    """
+    if max_samples <= 0:
+        raise ValueError(f"val_max_samples must be positive, got {max_samples}")
+    pools: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        pools.setdefault(lang, []).append(i)
+    order = sorted(pools, key=lambda k: (len(pools[k]), k))
+    remaining, out = max_samples, []
+    for j, lang in enumerate(order):
+        pool = pools[lang]
+        take = min(len(pool), remaining // (len(order) - j))
+        remaining -= take
+        if take:
+            pick = np.round(np.linspace(0, len(pool) - 1, take)).astype(np.int64)
+            out.extend(pool[k] for k in pick)
+    return sorted(out)
+
+
+class SignDataModule(LightningDataModule):
+    """Multilingual sign-language data from one or more packed stores, for both stages.
+
+    Args:
+        stores: store directories (from `soke prepare` / `soke synth`); each split is their concatenation in order.
+        languages: keep only these language keys (e.g. ["asl", "dgs"]); None keeps every language in the stores.
+        normalization: statistics: our ``normalization.pt``, a store directory, or a directory with the official
+            ``mean.pt``/``std.pt``. Default: ``<first store>/normalization.pt``.
+        batch_size: training batch size (per process).
+        eval_batch_size: validation/test/predict batch size; default ``batch_size``.
+        num_workers: DataLoader worker processes.
+        min_len: sequences shorter than this are stretched to it (frames; SOKE: 40).
+        max_len: sequences longer than this are subsampled to it (frames; SOKE: 400).
+        unit_len: other lengths are centre-cropped to a multiple of this (SOKE: 4).
+        apply_fps_cap: resample samples above their corpus's fps cap (How2Sign: 24 fps), as SOKE does.
+        random_crop: training only: crop to the multiple of ``unit_len`` at a random offset instead of the centre.
+        sampler: training order: "shuffle" (epoch-seeded permutation), "balanced" (language-balanced with
+            ``balance_temperature``) or "sequential" (the reference's fixed store order, for parity).
+        balance_temperature: T of the balanced sampler, p(lang) ∝ n_lang^(1/T): 1 = proportional, large = uniform.
+        train_split: store split used for training.
+        val_split: store split used for validation.
+        test_split: store split used for test and predict.
+        val_max_samples: validate on a deterministic language-stratified subset of at most this many samples.
+        seed: seed of the training order (shuffle / balanced) together with the epoch.
+    """
+
+    def __init__(
+        self,
+        stores: list[str],
+        languages: list[str] | None = None,
+        normalization: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        min_len: int = 40,
+        max_len: int = 400,
+        unit_len: int = 4,
+        apply_fps_cap: bool = True,
+        random_crop: bool = False,
+        sampler: Literal["shuffle", "balanced", "sequential"] = "shuffle",
+        balance_temperature: float = 1.0,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "test",
+        val_max_samples: int | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if isinstance(stores, (str, os.PathLike)):
+            stores = [stores]
+        if not stores:
+            raise ValueError("SignDataModule: `stores` is empty; give at least one store directory")
+        self.stores = [str(s) for s in stores]
+        if languages is not None:
+            unknown = [x for x in languages if x not in LANGUAGES]
+            if unknown:
+                raise ValueError(
+                    f"SignDataModule: unknown languages {unknown} in `languages`; valid: {sorted(LANGUAGES)}"
+                )
+        if sampler not in SAMPLERS:
+            raise ValueError(f"SignDataModule: sampler={sampler!r}; valid: {list(SAMPLERS)}")
+        if balance_temperature <= 0:
+            raise ValueError(f"SignDataModule: balance_temperature must be > 0, got {balance_temperature}")
+        if batch_size <= 0 or (eval_batch_size is not None and eval_batch_size <= 0):
+            raise ValueError(f"SignDataModule: batch sizes must be positive, got {batch_size}/{eval_batch_size}")
+        self.language_filter = list(languages) if languages is not None else None
+        self.normalization = normalization
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.processing = TemporalProcessing(min_len, max_len, unit_len, apply_fps_cap)
+        self.random_crop = random_crop
+        self.sampler = sampler
+        self.balance_temperature = balance_temperature
+        self.split_names = {"train": train_split, "val": val_split, "test": test_split}
+        self.val_max_samples = val_max_samples
+        self.seed = seed
+        self._stores: list[PackedStore] | None = None
+        self._normalizer: Normalizer | None = None
+        self.datasets: dict[str, SignDataset] = {}
+
+    # -- stores, statistics, languages -------------------------------------------------------------------------
+
+    def _open_stores(self) -> list[PackedStore]:
+        if self._stores is None:
+            self._stores = [open_store(path) for path in self.stores]
+        return self._stores
+
+    @property
+    def normalizer(self) -> Normalizer:
+        """The feature normaliser (loaded on first use from ``normalization`` or the first store)."""
+        if self._normalizer is None:
+            path = Path(self.normalization) if self.normalization else Path(self.stores[0]) / STATS_FILE
+            if not path.exists():
+                raise FileNotFoundError(
+                    f"normalisation statistics {path} do not exist"
+                    + ("" if self.normalization else " (the default is <first store>/normalization.pt)")
+                    + f"; compute them with `soke data stats {self.stores[0]}` or set `normalization` to a file "
+                    "or to a directory with the official mean.pt/std.pt"
+                )
+            self._normalizer = Normalizer.from_file(path)
+        return self._normalizer
+
+    @property
+    def languages(self) -> list[str]:
+        """Language keys served, in registry order: the ``languages`` filter, or every language of the stores."""
+        if self.language_filter is not None:
+            return [k for k in LANGUAGES if k in self.language_filter]
+        found: set[str] = set()
+        for store in self._open_stores():
+            for split in self.split_names.values():
+                if split in store:
+                    found.update(store.split(split).langs)
+        return [k for k in LANGUAGES if k in found] + sorted(found - set(LANGUAGES))
+
+    def _build(self, stage: str) -> SignDataset:
+        split = self.split_names[stage]
+        ds = SignDataset(
+            [store.split(split) for store in self._open_stores()],
+            normalizer=self.normalizer,
+            processing=self.processing,
+            languages=self.language_filter,
+            random_crop=self.random_crop and stage == "train",
+        )
+        if len(ds) == 0:
+            raise ValueError(
+                f"SignDataModule: split {split!r} of {self.stores} has no sample"
+                + (f" of languages {self.language_filter}" if self.language_filter else "")
+            )
+        if self.language_filter:
+            missing = sorted(set(self.language_filter) - set(ds.langs))
+            if missing:
+                raise ValueError(
+                    f"SignDataModule: languages {missing} were requested but split {split!r} of {self.stores} "
+                    f"has only {sorted(set(ds.langs))}"
+                )
+        if stage == "val" and self.val_max_samples is not None and len(ds) > self.val_max_samples:
+            ds = ds.subset(stratified_subset(ds.langs, self.val_max_samples))
+        log.info("%s split %r: %d samples from %d store(s)", stage, split, len(ds), len(self.stores))
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the splits the given Lightning stage needs (fit: train + val; validate: val; test/predict: test)."""
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for name in wanted.get(stage, ("train", "val", "test")) if stage else ("train", "val", "test"):
+            if name not in self.datasets:
+                self.datasets[name] = self._build(name)
+
+    def _dataset(self, name: str) -> SignDataset:
+        if name not in self.datasets:
+            self.datasets[name] = self._build(name)
+        return self.datasets[name]
+
+    # -- loaders ------------------------------------------------------------------------------------------------
+
+    def _loader(self, ds: SignDataset, batch_size: int, **kwargs) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **kwargs,
+        )
+
+    def train_sampler(self, ds: SignDataset):
+        """The training sampler (None for "sequential", where Lightning adds its non-shuffling one under DDP)."""
+        if self.sampler == "balanced":
+            return LanguageBalancedSampler(ds.langs, temperature=self.balance_temperature, seed=self.seed)
+        if self.sampler == "shuffle":
+            world, rank = world_and_rank()
+            return DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        return None
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self._dataset("train")
+        return self._loader(ds, self.batch_size, sampler=self.train_sampler(ds), shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("val"), self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("test"), self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset("test"), self.eval_batch_size, shuffle=False)
