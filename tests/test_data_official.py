@@ -160,3 +160,28 @@ def test_errors_name_paths_and_valid_choices(tmp_path):
                              [Sample("a", "t", "bsl", "csl_daily", np.zeros((4, 179), np.float32), 30.0)])
     with pytest.raises(ValueError, match="must start with 'dev/'"):
         write_official_split(tmp_path, "phoenix14t", "val", make_samples("phoenix14t", "train", 1))
+
+
+def test_how2sign_tab_separated_csv_and_missing_columns(tmp_path):
+    samples = make_samples("how2sign", "train", 1, lengths=[5], fps=29.97)
+    write_official_split(tmp_path, "how2sign", "train", samples)
+    csv_path = tmp_path / "train/re_aligned/how2sign_realigned_train_preprocessed_fps.csv"
+    # The original How2Sign release is tab-separated, with VIDEO_ID etc. before the sentence columns.
+    csv_path.write_text("VIDEO_ID\tSENTENCE_NAME\tSTART_REALIGNED\tEND_REALIGNED\tSENTENCE\tfps\n"
+                        "vid1\ts000_x\t1.5\t3.0\tA sentence, with a comma.\t29.97\n", encoding="utf-8")
+    reader = get_reader("how2sign", tmp_path)
+    (rec,) = reader.list_split("train").records
+    assert (rec.name, rec.text, rec.fps, rec.meta) == ("s000_x", "A sentence, with a comma.", 29.97,
+                                                       {"VIDEO_ID": "vid1"})
+    np.testing.assert_array_equal(reader.read(rec).frames, samples[0].frames)
+    csv_path.write_text("SENTENCE_NAME,SENTENCE\ns000_x,hi\n", encoding="utf-8")
+    with pytest.raises(OfficialLayoutError, match=r"missing columns \['START_REALIGNED', 'END_REALIGNED', 'fps'\]"):
+        reader.list_split("train")
+
+
+def test_duplicate_names_keep_first(tmp_path):
+    samples = make_samples("csl_daily", "train", 2, lengths=[4, 4])
+    write_official_split(tmp_path, "csl_daily", "train", [samples[0], samples[1], samples[0]])
+    listing = get_reader("csl_daily", tmp_path).list_split("train")
+    assert [r.name for r in listing.records] == [samples[0].name, samples[1].name]
+    assert listing.dropped == {"duplicate": [samples[0].name]}

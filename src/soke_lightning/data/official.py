@@ -54,6 +54,7 @@ SKIP_REASONS: dict[str, str] = {
     "too_short": "fewer than the minimum number of frames",
     "too_long": "How2Sign row of 30 s or more (dropped by the reference)",
     "excluded": "name is on the exclude list",
+    "duplicate": "name appears again in the split file (the first one is kept)",
 }
 
 
@@ -224,11 +225,14 @@ class OfficialReader:
     def list_split(self, split: str) -> SplitListing:
         """All usable records of ``split`` in split-file order; dropped names (exclude list, How2Sign >= 30 s)."""
         records, dropped = self._records(split)
-        kept = []
+        kept, seen = [], set()
         for r in records:
             if r.name in self.exclude:
                 dropped.setdefault("excluded", []).append(r.name)
+            elif r.name in seen:
+                dropped.setdefault("duplicate", []).append(r.name)
             else:
+                seen.add(r.name)
                 kept.append(r)
         return SplitListing(kept, dropped)
 

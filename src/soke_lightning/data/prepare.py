@@ -6,8 +6,9 @@ Frames are read in parallel worker processes (output order = split-file order) a
 and length rules happen at load time. Each split is written atomically (a crash never leaves a split that looks
 complete) and verified by re-opening the store (sample count, names, frame total and a checksum of every byte).
 Resumable: complete splits are skipped unless --overwrite, and an interrupted split resumes from the chunk files
-under STORE/.prepare-<split>/. Unusable samples (unreadable frame pickle, missing key, wrong shape, NaN/inf, fewer
-than 4 frames, no pose folder) are skipped with a warning naming the file and counted in the summary.
+under STORE/.prepare-<split>/ (if the split file and options are unchanged; --overwrite re-reads everything).
+Unusable samples (unreadable frame pickle, missing key, wrong shape, NaN/inf, fewer than 4 frames, no pose folder)
+are skipped with a warning naming the file and counted in the summary.
 STORE/normalization.pt is computed from the train split unless --no-stats.
 """
 
@@ -143,10 +144,10 @@ def _plan(corpus: str, root: Path, split: str, records: list[OfficialRecord], ch
             "min_frames": min_frames, "names_sha1": names, "count": len(records)}
 
 
-def _open_cache(folder: Path, plan: dict) -> set[int]:
-    """Chunk ids already done by an interrupted run with the same plan (otherwise start a fresh cache)."""
+def _open_cache(folder: Path, plan: dict, fresh: bool) -> set[int]:
+    """Chunk ids already done by an interrupted run with the same plan (otherwise, or if fresh, a new cache)."""
     plan_file = folder / "plan.json"
-    if plan_file.is_file():
+    if plan_file.is_file() and not fresh:
         try:
             same = json.loads(plan_file.read_text()) == plan
         except json.JSONDecodeError:
@@ -229,7 +230,8 @@ def _prepare_split(reader, writer: StoreWriter, split: str, workers: int, chunk_
             report._skip(reason, f"{split_file}:{name}")
     records = listing.records
     cache = writer.root / f".prepare-{split}"
-    done = _open_cache(cache, _plan(reader.corpus_name, reader.root, split, records, chunk_size, reader.min_frames))
+    plan = _plan(reader.corpus_name, reader.root, split, records, chunk_size, reader.min_frames)
+    done = _open_cache(cache, plan, fresh=writer.overwrite)
     n_chunks = (len(records) + chunk_size - 1) // chunk_size
     done &= set(range(n_chunks))
     report.resumed_chunks = len(done)
