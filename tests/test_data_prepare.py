@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from soke_lightning.data.official import OfficialLayoutError, write_official_spl
 from soke_lightning.data.prepare import prepare_corpus
 from soke_lightning.data.store import Sample, StoreError, open_store
 
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_loading.py"
 LANG = {"how2sign": "asl", "csl_daily": "csl", "phoenix14t": "dgs"}
 TEXT = {"how2sign": "the cat sat.", "csl_daily": "你好，世界", "phoenix14t": "schöne grüße aus köln"}
 PREFIX = {"how2sign": "", "csl_daily": "", "phoenix14t": "{split}/"}
@@ -52,7 +55,7 @@ def assert_store_equals(store, split, samples):
 
 
 @pytest.mark.parametrize("corpus", ["how2sign", "csl_daily", "phoenix14t"])
-def test_prepare_round_trip_all_splits(tmp_path, corpus):
+def test_prepare_round_trip_all_splits(tmp_path, corpus, capsys):
     written = write_corpus(tmp_path / "raw", corpus)
     report = prepare_corpus(corpus, tmp_path / "raw", tmp_path / "store", workers=0, progress=False)
     store = open_store(tmp_path / "store")
@@ -69,6 +72,12 @@ def test_prepare_round_trip_all_splits(tmp_path, corpus):
     torch.testing.assert_close(mean, torch.from_numpy(train.mean(0)).float(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(std, torch.from_numpy(train.std(0)).float(), rtol=1e-4, atol=1e-5)
     assert not list((tmp_path / "store").glob(".prepare-*")), "resume cache must be removed after a commit"
+    capsys.readouterr()
+    assert soke_main(["data", "info", str(tmp_path / "store")]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()
+            if line.split() and line.split()[0] in written}
+    for split, samples in written.items():
+        assert rows[split][1:4] == [LANG[corpus], str(len(samples)), str(sum(s.num_frames for s in samples))]
 
 
 def _rewrite_frame(path, how):
@@ -210,3 +219,14 @@ def test_verification_detects_corruption(tmp_path, monkeypatch):
     monkeypatch.setattr(prepare_mod, "_verify", original)
     report = prepare_corpus("csl_daily", tmp_path / "raw", tmp_path / "store", **kw)
     assert report.splits["train"].status == "written"
+
+
+def test_loading_benchmark_runs_and_reports_both_paths():
+    spec = importlib.util.spec_from_file_location("bench_loading", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main(["--samples", "4", "--min-frames", "5", "--max-frames", "9", "--repeats", "1",
+                         "--workers", "0"])
+    assert result["samples"] == 4 and 20 <= result["frames"] <= 36
+    assert result["official_samples_per_s"] > 0 and result["store_samples_per_s"] > 0
+    assert result["store_vs_official"] > 0 and result["prepare_workers"] == 0
