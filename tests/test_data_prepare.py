@@ -190,12 +190,16 @@ def test_crash_leaves_no_split_and_resume_reuses_chunks(tmp_path, monkeypatch):
     assert "train" not in open_store(tmp_path / "store")  # nothing that looks complete
     assert len(list((tmp_path / "store/.prepare-train").glob("chunk-*.pkl"))) == 2
 
+    stale = tmp_path / "store/.tmp-train-999999999"  # what a killed StoreWriter leaves behind
+    stale.mkdir()
+    (stale / "frames.bin").write_bytes(b"x" * 716)
     calls.clear()
     monkeypatch.setattr(prepare_mod, "_read_one", lambda record, reader=None: (calls.append(record.name),
                                                                               real(record, reader))[1])
     report = prepare_corpus("csl_daily", tmp_path / "raw", tmp_path / "store", splits=["train"], workers=0, chunk_size=2,
                             progress=False)
     assert report.splits["train"].resumed_chunks == 2
+    assert not stale.exists()
     assert calls == [s.name for s in written[4:]]
     assert_store_equals(open_store(tmp_path / "store"), "train", written)
 
