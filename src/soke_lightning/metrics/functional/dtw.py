@@ -1,0 +1,579 @@
+"""Batched dynamic time warping over joint sequences: the core of DTW-JPE, DTW-PA-JPE and DTW-MJE.
+
+DTW between a prediction ``x`` (T̂ frames) and a target ``y`` (T frames), SOKE_SPEC §6.3:
+
+    D[i, j] = c(x_i, y_j) + min(D[i-1, j-1], D[i-1, j], D[i, j-1]),   D[0, 0] = c(x_0, y_0), no window,
+
+and the score is ``D[T̂-1, T-1]`` (optionally divided by the warping-path length or by T). Ties between the
+three predecessors are broken diagonal first, then (i-1, j), then (i, j-1); this fixes the path (and its length).
+
+Frame costs ``c`` (joints ``[J, 3]`` in metres, after the alignment of :mod:`.alignment`):
+
+* ``"mean_l2"`` (SOKE): mean over the evaluated joints of the Euclidean joint distance — metres.
+* ``"sum_l1"`` (ProgressiveTransformers' DTW-MJE): sum over joints and coordinates of the absolute difference.
+
+Engines: on CPU the cost rows and the DP run in numba kernels (parallel over pairs / rows, float64 accumulation);
+on other devices (GPU) the costs are computed with torch in bulk and the DP runs as a batched anti-diagonal
+wavefront. Both are exposed (``engine=``) and agree to float precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import torch
+from numba import prange
+
+from soke_lightning.metrics.functional.alignment import (
+    centre_on,
+    cross_covariance_pairwise,
+    qcp_similarity,
+    similarity_from_covariance,
+)
+
+__all__ = [
+    "DTWResult",
+    "dtw_from_cost",
+    "pairwise_frame_cost",
+    "dtw_joint_error",
+    "dtw_jpe",
+    "dtw_pa_jpe",
+    "dtw_mje",
+    "VARIANTS",
+]
+
+ALIGNS = ("root", "procrustes", "none")
+NORMALIZE = (None, "path", "target")
+FRAME_COSTS = ("mean_l2", "sum_l1")
+
+#: Upper bound on the float64 cost-matrix memory of one chunk of pairs (bytes).
+_CHUNK_BYTES = 64 * 2**20
+
+
+@dataclass
+class DTWResult:
+    """Full DTW output.
+
+    Attributes:
+        cost: [B] float64 accumulated cost ``D[T̂-1, T-1]`` (unnormalised).
+        path_length: [B] int64 number of cells on the warping path.
+        paths: optional list of B int64 arrays [L, 2] of (prediction frame, target frame), from (0, 0) on.
+    """
+
+    cost: torch.Tensor
+    path_length: torch.Tensor
+    paths: list[np.ndarray] | None = None
+
+
+# --------------------------------------------------------------------------------------------- numba kernels
+
+
+@numba.njit(parallel=True, cache=True, fastmath=False)
+def _joint_cost_kernel(a, b, lp, lt, l1, out):  # pragma: no cover - compiled
+    """a [B, J, 3, Tp], b [B, J, 3, Tt] -> out[b, i, :lt] for i < lp (float64)."""
+    nb, nj = a.shape[0], a.shape[1]
+    tp = out.shape[1]
+    for idx in prange(nb * tp):
+        p = idx // tp
+        i = idx - p * tp
+        if i >= lp[p]:
+            continue
+        n = lt[p]
+        row = out[p, i]
+        for j in range(n):
+            row[j] = 0.0
+        for k in range(nj):
+            ax = a[p, k, 0, i]
+            ay = a[p, k, 1, i]
+            az = a[p, k, 2, i]
+            bx = b[p, k, 0]
+            by = b[p, k, 1]
+            bz = b[p, k, 2]
+            if l1:
+                for j in range(n):
+                    row[j] += abs(ax - bx[j]) + abs(ay - by[j]) + abs(az - bz[j])
+            else:
+                for j in range(n):
+                    dx = ax - bx[j]
+                    dy = ay - by[j]
+                    dz = az - bz[j]
+                    row[j] += np.sqrt(dx * dx + dy * dy + dz * dz)
+        if not l1:
+            inv = 1.0 / nj
+            for j in range(n):
+                row[j] *= inv
+
+
+@numba.njit(parallel=True, cache=True)
+def _procrustes_cost_kernel(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cover - compiled
+    """Procrustes-aligned mean joint distance of every cell.
+
+    xf [B, Tp, K, 3] / yf [B, K, 3, Tt] centred fit joints, gy [B, Tt] = Σ|y_k|², xe [B, Tp, E, 3] /
+    ye [B, E, 3, Tt] centred evaluated joints -> out [B, Tp, Tt]. One prediction frame per task: the
+    covariances and the errors run over contiguous target frames (SIMD), the rotations cell by cell.
+    """
+    nb, tp = out.shape[0], out.shape[1]
+    nk, ne = xf.shape[2], xe.shape[2]
+    for idx in prange(nb * tp):
+        p = idx // tp
+        i = idx - p * tp
+        if i >= lp[p]:
+            continue
+        n = lt[p]
+        cov = np.zeros((9, n), np.float64)
+        for k in range(nk):
+            x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
+            y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
+            for j in range(n):
+                cov[0, j] += x0 * y0[j]
+                cov[1, j] += x0 * y1[j]
+                cov[2, j] += x0 * y2[j]
+                cov[3, j] += x1 * y0[j]
+                cov[4, j] += x1 * y1[j]
+                cov[5, j] += x1 * y2[j]
+                cov[6, j] += x2 * y0[j]
+                cov[7, j] += x2 * y1[j]
+                cov[8, j] += x2 * y2[j]
+        gx = 0.0
+        for k in range(nk):
+            gx += xf[p, i, k, 0] ** 2 + xf[p, i, k, 1] ** 2 + xf[p, i, k, 2] ** 2
+        rot = np.empty((9, n), np.float64)  # scale folded in: s·R
+        for j in range(n):
+            r00, r01, r02, r10, r11, r12, r20, r21, r22, sc = qcp_similarity(
+                cov[0, j], cov[1, j], cov[2, j], cov[3, j], cov[4, j], cov[5, j], cov[6, j], cov[7, j], cov[8, j],
+                gx, gy[p, j],
+            )
+            rot[0, j] = sc * r00
+            rot[1, j] = sc * r01
+            rot[2, j] = sc * r02
+            rot[3, j] = sc * r10
+            rot[4, j] = sc * r11
+            rot[5, j] = sc * r12
+            rot[6, j] = sc * r20
+            rot[7, j] = sc * r21
+            rot[8, j] = sc * r22
+        row = out[p, i]
+        for j in range(n):
+            row[j] = 0.0
+        for k in range(ne):
+            x0, x1, x2 = xe[p, i, k, 0], xe[p, i, k, 1], xe[p, i, k, 2]
+            y0, y1, y2 = ye[p, k, 0], ye[p, k, 1], ye[p, k, 2]
+            for j in range(n):
+                d0 = rot[0, j] * x0 + rot[1, j] * x1 + rot[2, j] * x2 - y0[j]
+                d1 = rot[3, j] * x0 + rot[4, j] * x1 + rot[5, j] * x2 - y1[j]
+                d2 = rot[6, j] * x0 + rot[7, j] * x1 + rot[8, j] * x2 - y2[j]
+                row[j] += np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        inv = 1.0 / ne
+        for j in range(n):
+            row[j] *= inv
+
+
+@numba.njit(parallel=True, cache=True)
+def _dp_kernel(cost, lp, lt, out_cost, out_len):  # pragma: no cover - compiled
+    """Accumulated cost and path length of every pair, O(T) memory per pair."""
+    for p in prange(cost.shape[0]):
+        n = lp[p]
+        m = lt[p]
+        prev = np.empty(m, np.float64)
+        cur = np.empty(m, np.float64)
+        lprev = np.empty(m, np.int64)
+        lcur = np.empty(m, np.int64)
+        acc = 0.0
+        for j in range(m):
+            acc += cost[p, 0, j]
+            prev[j] = acc
+            lprev[j] = j + 1
+        for i in range(1, n):
+            cur[0] = prev[0] + cost[p, i, 0]
+            lcur[0] = lprev[0] + 1
+            for j in range(1, m):
+                best = prev[j - 1]
+                length = lprev[j - 1]
+                if prev[j] < best:
+                    best = prev[j]
+                    length = lprev[j]
+                if cur[j - 1] < best:
+                    best = cur[j - 1]
+                    length = lcur[j - 1]
+                cur[j] = best + cost[p, i, j]
+                lcur[j] = length + 1
+            prev, cur = cur, prev
+            lprev, lcur = lcur, lprev
+        out_cost[p] = prev[m - 1]
+        out_len[p] = lprev[m - 1]
+
+
+@numba.njit(cache=True)
+def _dp_path(cost, n, m):  # pragma: no cover - compiled
+    """Full accumulated matrix of one pair and its backtracked path [L, 2] (same tie-breaking as _dp_kernel)."""
+    acc = np.empty((n, m), np.float64)
+    acc[0, 0] = cost[0, 0]
+    for j in range(1, m):
+        acc[0, j] = acc[0, j - 1] + cost[0, j]
+    for i in range(1, n):
+        acc[i, 0] = acc[i - 1, 0] + cost[i, 0]
+        for j in range(1, m):
+            acc[i, j] = cost[i, j] + min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+    path = np.empty((n + m, 2), np.int64)
+    i, j, k = n - 1, m - 1, 0
+    while True:
+        path[k, 0] = i
+        path[k, 1] = j
+        k += 1
+        if i == 0 and j == 0:
+            break
+        if i == 0:
+            j -= 1
+        elif j == 0:
+            i -= 1
+        else:
+            best = acc[i - 1, j - 1]
+            ni, nj = i - 1, j - 1
+            if acc[i - 1, j] < best:
+                best = acc[i - 1, j]
+                ni, nj = i - 1, j
+            if acc[i, j - 1] < best:
+                ni, nj = i, j - 1
+            i, j = ni, nj
+    return acc[n - 1, m - 1], path[:k][::-1].copy()
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _lengths(lengths, batch: int, full: int, what: str) -> torch.Tensor:
+    if lengths is None:
+        return torch.full((batch,), full, dtype=torch.int64)
+    out = torch.as_tensor(lengths).detach().to("cpu", torch.int64).reshape(-1)
+    if out.numel() != batch:
+        raise ValueError(f"{what}: expected {batch} lengths (one per pair), got {out.numel()}")
+    if (out < 1).any() or (out > full).any():
+        raise ValueError(f"{what} must lie in [1, {full}] (the padded length), got {out.tolist()}")
+    return out
+
+
+def _check_joints(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.dim() != 4 or target.dim() != 4 or pred.shape[-1] != 3 or target.shape[-1] != 3:
+        raise ValueError(
+            f"joints must be [B, T, J, 3] (or one [T, J, 3] pair); got pred {tuple(pred.shape)}, "
+            f"target {tuple(target.shape)}"
+        )
+    if pred.shape[0] != target.shape[0] or pred.shape[2] != target.shape[2]:
+        raise ValueError(
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must agree in batch size and joint count"
+        )
+
+
+def _index(joints, n: int, what: str):
+    if joints is None:
+        return None
+    idx = torch.as_tensor(joints, dtype=torch.int64).reshape(-1)
+    if idx.numel() == 0 or idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"{what} must be non-empty joint indices in [0, {n}), got {idx.tolist()}")
+    return idx
+
+
+def _chunks(batch: int, tp: int, tt: int, factor: int = 1):
+    step = max(1, _CHUNK_BYTES // max(1, tp * tt * 8 * factor))
+    for start in range(0, batch, step):
+        yield slice(start, min(batch, start + step))
+
+
+def _prepare(pred, target, align, align_index, align_joints, eval_joints):
+    """Translate for root alignment, pick fit/eval joints. Returns (x, y, fit_idx, eval_idx) as tensors."""
+    nj = pred.shape[2]
+    fit_idx = _index(align_joints, nj, "align_joints")
+    eval_idx = _index(eval_joints, nj, "eval_joints")
+    if align == "root":
+        if not -nj <= align_index < nj:
+            raise ValueError(f"align_index {align_index} out of range for {nj} joints")
+        pred = pred - pred[:, :, align_index : align_index + 1]
+        target = target - target[:, :, align_index : align_index + 1]
+    return pred, target, fit_idx, eval_idx
+
+
+# --------------------------------------------------------------------------------------------- public API
+
+
+def pairwise_frame_cost(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    align: str = "root",
+    align_index: int = 0,
+    align_joints=None,
+    eval_joints=None,
+    frame_cost: str = "mean_l2",
+    pred_lengths=None,
+    target_lengths=None,
+    engine: str = "auto",
+) -> torch.Tensor:
+    """Frame-to-frame cost matrices of every pair, after alignment.
+
+    Args:
+        pred: [B, Tp, J, 3] predicted joints (metres).
+        target: [B, Tt, J, 3] ground-truth joints.
+        align: "root" (translate by joint ``align_index``), "procrustes" (similarity fitted on ``align_joints``
+            for each cell) or "none".
+        align_index: joint used by ``align="root"``.
+        align_joints: joints the Procrustes fit uses (default all).
+        eval_joints: joints the frame cost runs over (default all).
+        frame_cost: "mean_l2" or "sum_l1" (see the module docstring).
+        pred_lengths, target_lengths: [B] valid lengths; cells outside are left undefined (0 or garbage).
+        engine: "numba" (CPU kernels), "torch" (bulk torch ops, any device) or "auto" (numba on CPU).
+
+    Returns:
+        [B, Tp, Tt] float64 on ``pred.device``.
+    """
+    _check_align(align, frame_cost)
+    _check_joints(pred, target)
+    engine = _engine(engine, pred)
+    bsz, tp, tt = pred.shape[0], pred.shape[1], target.shape[1]
+    lp = _lengths(pred_lengths, bsz, tp, "pred_lengths")
+    lt = _lengths(target_lengths, bsz, tt, "target_lengths")
+    x, y, fit_idx, eval_idx = _prepare(pred, target, align, align_index, align_joints, eval_joints)
+    if engine == "numba":
+        out = np.zeros((bsz, tp, tt), np.float64)
+        _cost_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost, out)
+        return torch.from_numpy(out)
+    return _cost_torch(x, y, align, fit_idx, eval_idx, frame_cost)
+
+
+def dtw_from_cost(
+    cost: torch.Tensor, pred_lengths=None, target_lengths=None, *, return_path: bool = False, engine: str = "auto"
+) -> DTWResult:
+    """DTW on precomputed cost matrices (the DP step alone).
+
+    Args:
+        cost: [B, Tp, Tt] (or [Tp, Tt]) frame costs; only ``cost[b, :lp[b], :lt[b]]`` is read.
+        pred_lengths, target_lengths: [B] valid lengths (default: full).
+        return_path: also backtrack the warping paths (CPU, one pair at a time).
+        engine: "numba", "torch" (wavefront) or "auto" (numba on CPU, wavefront elsewhere).
+
+    Returns:
+        :class:`DTWResult` with float64 ``cost`` [B] and ``path_length`` [B] on ``cost.device``.
+    """
+    if cost.dim() == 2:
+        cost = cost.unsqueeze(0)
+    bsz, tp, tt = cost.shape
+    lp = _lengths(pred_lengths, bsz, tp, "pred_lengths")
+    lt = _lengths(target_lengths, bsz, tt, "target_lengths")
+    engine = _engine(engine, cost)
+    paths = None
+    if engine == "numba" or return_path:
+        c = np.ascontiguousarray(cost.detach().to("cpu", torch.float64).numpy())
+        total = np.empty(bsz, np.float64)
+        length = np.empty(bsz, np.int64)
+        _dp_kernel(c, lp.numpy(), lt.numpy(), total, length)
+        if return_path:
+            paths = [_dp_path(c[b], int(lp[b]), int(lt[b]))[1] for b in range(bsz)]
+        total_t = torch.from_numpy(total).to(cost.device)
+        length_t = torch.from_numpy(length).to(cost.device)
+    else:
+        total_t, length_t = _dp_wavefront(cost.to(torch.float64), lp.to(cost.device), lt.to(cost.device))
+    return DTWResult(total_t, length_t, paths)
+
+
+def dtw_joint_error(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    pred_lengths=None,
+    target_lengths=None,
+    *,
+    align: str = "root",
+    align_index: int = 0,
+    align_joints=None,
+    eval_joints=None,
+    normalize: str | None = None,
+    frame_cost: str = "mean_l2",
+    engine: str = "auto",
+    return_path: bool = False,
+):
+    """DTW joint error of each (prediction, target) pair.
+
+    Args:
+        pred: [B, Tp, J, 3] predicted joints in metres (or one [Tp, J, 3] sequence).
+        target: [B, Tt, J, 3] ground-truth joints (or one [Tt, J, 3] sequence).
+        pred_lengths, target_lengths: [B] valid frame counts of the zero- (or anything-) padded sequences.
+        align: "root": translate every frame by joint ``align_index`` (SOKE's DTW-JPE; pelvis for the body, wrist
+            for a hand); "procrustes": similarity transform of each prediction frame onto each target frame,
+            fitted on ``align_joints`` (SOKE's DTW-PA-JPE); "none".
+        align_index: the joint of the root alignment.
+        align_joints: joint indices the Procrustes fit uses (default all; SOKE's body metric: all 144).
+        eval_joints: joint indices the frame cost averages over (default all; SOKE's body metric: 12).
+        normalize: None (SOKE: accumulated cost), "path" (divided by the warping-path length) or "target"
+            (divided by the target length).
+        frame_cost: "mean_l2" (mean Euclidean joint distance, metres) or "sum_l1" (DTW-MJE).
+        engine: "auto", "numba" or "torch" (see :func:`pairwise_frame_cost`).
+        return_path: also return the :class:`DTWResult` with the warping paths.
+
+    Returns:
+        [B] float64 costs on ``pred.device`` (a 0-dim tensor for an unbatched pair); with ``return_path`` a tuple
+        (costs, :class:`DTWResult`).
+    """
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    unbatched = pred.dim() == 3
+    if unbatched:
+        pred, target = pred.unsqueeze(0), target.unsqueeze(0)
+    _check_align(align, frame_cost)
+    _check_joints(pred, target)
+    engine = _engine(engine, pred)
+    bsz, tp, tt = pred.shape[0], pred.shape[1], target.shape[1]
+    lp = _lengths(pred_lengths, bsz, tp, "pred_lengths")
+    lt = _lengths(target_lengths, bsz, tt, "target_lengths")
+    x, y, fit_idx, eval_idx = _prepare(pred, target, align, align_index, align_joints, eval_joints)
+
+    # On the torch engine, Procrustes holds 3x3 matrices and E aligned joints per cell.
+    factor = 1 if engine == "numba" else (12 + 3 * pred.shape[2] if align == "procrustes" else 3 * pred.shape[2])
+    totals, lengths, paths = [], [], []
+    for sl in _chunks(bsz, tp, tt, factor):
+        if engine == "numba":
+            cost = np.zeros((sl.stop - sl.start, tp, tt), np.float64)
+            _cost_numba(x[sl], y[sl], lp[sl], lt[sl], align, fit_idx, eval_idx, frame_cost, cost)
+            cost = torch.from_numpy(cost)
+        else:
+            cost = _cost_torch(x[sl], y[sl], align, fit_idx, eval_idx, frame_cost)
+        res = dtw_from_cost(cost, lp[sl], lt[sl], return_path=return_path, engine=engine)
+        totals.append(res.cost)
+        lengths.append(res.path_length)
+        if return_path:
+            paths.extend(res.paths)
+    total = torch.cat(totals).to(pred.device)
+    length = torch.cat(lengths).to(pred.device)
+    out = total
+    if normalize == "path":
+        out = total / length.to(torch.float64)
+    elif normalize == "target":
+        out = total / lt.to(pred.device, torch.float64)
+    if unbatched:
+        out = out[0]
+    if return_path:
+        return out, DTWResult(total, length, paths)
+    return out
+
+
+def dtw_jpe(pred, target, pred_lengths=None, target_lengths=None, *, align_index=0, eval_joints=None,
+            normalize=None, **kw) -> torch.Tensor:
+    """SOKE's DTW-JPE: root/wrist-translated, mean joint distance per frame, accumulated cost in metres."""
+    return dtw_joint_error(pred, target, pred_lengths, target_lengths, align="root", align_index=align_index,
+                           eval_joints=eval_joints, normalize=normalize, **kw)
+
+
+def dtw_pa_jpe(pred, target, pred_lengths=None, target_lengths=None, *, align_joints=None, eval_joints=None,
+               normalize=None, **kw) -> torch.Tensor:
+    """SOKE's DTW-PA-JPE: per-cell similarity Procrustes on ``align_joints``, accumulated cost in metres."""
+    return dtw_joint_error(pred, target, pred_lengths, target_lengths, align="procrustes",
+                           align_joints=align_joints, eval_joints=eval_joints, normalize=normalize, **kw)
+
+
+def dtw_mje(pred, target, pred_lengths=None, target_lengths=None, *, align="none", eval_joints=None,
+            **kw) -> torch.Tensor:
+    """ProgressiveTransformers-style DTW-MJE: per-frame L1 over all coordinates, accumulated cost / T (target)."""
+    return dtw_joint_error(pred, target, pred_lengths, target_lengths, align=align, eval_joints=eval_joints,
+                           normalize="target", frame_cost="sum_l1", **kw)
+
+
+#: Metric variants by name: keyword arguments of :func:`dtw_joint_error` (alignment joints come per part).
+VARIANTS: dict[str, dict] = {
+    "dtw_jpe": dict(align="root", normalize=None),  # SOKE's DTW-JPE (m, accumulated)
+    "dtw_pa_jpe": dict(align="procrustes", normalize=None),  # SOKE's DTW-PA-JPE (m, accumulated)
+    "dtw_jpe_per_step": dict(align="root", normalize="path"),  # m per warping step
+    "dtw_pa_jpe_per_step": dict(align="procrustes", normalize="path"),  # m per warping step
+    "dtw_mje": dict(align="none", normalize="target", frame_cost="sum_l1"),  # ProgressiveTransformers
+}
+
+
+# --------------------------------------------------------------------------------------------- engines
+
+
+def _check_align(align: str, frame_cost: str) -> None:
+    if align not in ALIGNS:
+        raise ValueError(f"align must be one of {ALIGNS}, got {align!r}")
+    if frame_cost not in FRAME_COSTS:
+        raise ValueError(f"frame_cost must be one of {FRAME_COSTS}, got {frame_cost!r}")
+
+
+def _engine(engine: str, ref: torch.Tensor) -> str:
+    if engine == "auto":
+        return "numba" if ref.device.type == "cpu" else "torch"
+    if engine not in ("numba", "torch"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'torch', got {engine!r}")
+    return engine
+
+
+def _np(t: torch.Tensor, dtype=None) -> np.ndarray:
+    t = t.detach().to("cpu")
+    if dtype is not None:
+        t = t.to(dtype)
+    elif t.dtype not in (torch.float32, torch.float64):
+        t = t.to(torch.float32)
+    return np.ascontiguousarray(t.numpy())
+
+
+def _cost_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost, out) -> None:
+    lp_np, lt_np = lp.numpy(), lt.numpy()
+    if align == "procrustes":
+        x64, y64 = x.detach().to("cpu", torch.float64), y.detach().to("cpu", torch.float64)
+        xc, _ = centre_on(x64, fit_idx)
+        yc, _ = centre_on(y64, fit_idx)
+        xf = xc if fit_idx is None else xc[:, :, fit_idx]
+        yf = yc if fit_idx is None else yc[:, :, fit_idx]
+        xe = xc if eval_idx is None else xc[:, :, eval_idx]
+        ye = yc if eval_idx is None else yc[:, :, eval_idx]
+        if frame_cost != "mean_l2":
+            raise ValueError("align='procrustes' supports frame_cost='mean_l2' only")
+        gy = (yf * yf).sum((-1, -2))
+        _procrustes_cost_kernel(_np(xf), _np(yf.permute(0, 2, 3, 1)), _np(gy), _np(xe), _np(ye.permute(0, 2, 3, 1)),
+                                lp_np, lt_np, out)
+        return
+    xe = x if eval_idx is None else x[:, :, eval_idx]
+    ye = y if eval_idx is None else y[:, :, eval_idx]
+    dtype = torch.float64 if (x.dtype == torch.float64 or y.dtype == torch.float64) else torch.float32
+    a = _np(xe.permute(0, 2, 3, 1), dtype)  # [B, J, 3, Tp]: the inner loop runs over contiguous target frames
+    b = _np(ye.permute(0, 2, 3, 1), dtype)
+    _joint_cost_kernel(a, b, lp_np, lt_np, frame_cost == "sum_l1", out)
+
+
+def _cost_torch(x, y, align, fit_idx, eval_idx, frame_cost) -> torch.Tensor:
+    if align == "procrustes":
+        if frame_cost != "mean_l2":
+            raise ValueError("align='procrustes' supports frame_cost='mean_l2' only")
+        x64, y64 = x.to(torch.float64), y.to(torch.float64)
+        xc, _ = centre_on(x64, fit_idx)
+        yc, _ = centre_on(y64, fit_idx)
+        xf = xc if fit_idx is None else xc[:, :, fit_idx]
+        yf = yc if fit_idx is None else yc[:, :, fit_idx]
+        cov = cross_covariance_pairwise(xf, yf)  # [B, Tp, Tt, 3, 3]
+        rot, scale = similarity_from_covariance(cov, (xf * xf).sum((-1, -2))[:, :, None].expand(cov.shape[:3]))
+        xe = xc if eval_idx is None else xc[:, :, eval_idx]  # [B, Tp, E, 3]
+        ye = yc if eval_idx is None else yc[:, :, eval_idx]
+        moved = torch.einsum("bijac,bikc->bijka", rot, xe) * scale[..., None, None]  # [B, Tp, Tt, E, 3]
+        return (moved - ye[:, None]).norm(dim=-1).mean(-1)
+    xe = x if eval_idx is None else x[:, :, eval_idx]
+    ye = y if eval_idx is None else y[:, :, eval_idx]
+    xe, ye = xe.to(torch.float64), ye.to(torch.float64)
+    diff = xe[:, :, None] - ye[:, None]  # [B, Tp, Tt, E, 3]
+    if frame_cost == "sum_l1":
+        return diff.abs().sum((-1, -2))
+    return diff.norm(dim=-1).mean(-1)
+
+
+def _dp_wavefront(cost: torch.Tensor, lp: torch.Tensor, lt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batched DTW by anti-diagonals (cells with i + j = d are independent): the GPU engine."""
+    bsz, tp, tt = cost.shape
+    acc = torch.full((bsz, tp + 1, tt + 1), float("inf"), dtype=cost.dtype, device=cost.device)
+    plen = torch.zeros((bsz, tp + 1, tt + 1), dtype=torch.int64, device=cost.device)
+    acc[:, 0, 0] = 0.0
+    for d in range(tp + tt - 1):
+        i = torch.arange(max(0, d - tt + 1), min(tp, d + 1), device=cost.device)
+        j = d - i
+        diag, up, left = acc[:, i, j], acc[:, i, j + 1], acc[:, i + 1, j]
+        best, choice = torch.stack([diag, up, left], -1).min(-1)  # min() returns the first minimum: diag, up, left
+        lens = torch.stack([plen[:, i, j], plen[:, i, j + 1], plen[:, i + 1, j]], -1)
+        acc[:, i + 1, j + 1] = best + cost[:, i, j]
+        plen[:, i + 1, j + 1] = lens.gather(-1, choice.unsqueeze(-1)).squeeze(-1) + 1
+    rows = torch.arange(bsz, device=cost.device)
+    return acc[rows, lp, lt], plen[rows, lp, lt]
