@@ -24,7 +24,7 @@ LIGHTNING_SUBCOMMANDS: dict[str, str] = {
 TOOLS: dict[str, tuple[str, str]] = {
     "synth": ("soke_lightning.data.synthsign.cli", "generate the embedded SynthSign corpus"),
     "prepare": ("soke_lightning.data.prepare", "convert an official corpus (How2Sign, CSL-Daily, Phoenix) to a store"),
-    "data": ("soke_lightning.data.info", "inspect stores and datamodule configs (`soke data info STORE`)"),
+    "data": ("soke_lightning.data.info", "inspect packed stores (`soke data info STORE`), compute normalisation stats"),
     "baselines": ("soke_lightning.data.synthsign.baselines", "score the mean-pose and dictionary baselines"),
     "render": ("soke_lightning.render.cli", "render samples of a store as skeleton animations (GIF)"),
     "encode": ("soke_lightning.stages.encode", "export token codes of every sample with a trained tokenizer"),

@@ -243,11 +243,6 @@ def _prepare_split(reader, writer: StoreWriter, split: str, workers: int, chunk_
             _save_chunk(cache, k, results)
             bar.update(len(results))
 
-    # A killed earlier run can leave the store's hidden temp folder for this split (a whole split of frames).
-    for stale in writer.root.glob(f".tmp-{split}-*"):
-        if stale.is_dir() and stale.name != f".tmp-{split}-{os.getpid()}":
-            log.info("removing %s left by an interrupted run", stale)
-            shutil.rmtree(stale, ignore_errors=True)
     digest = hashlib.blake2b(digest_size=16)
     names: list[str] = []
     with writer.split(split) as sw:

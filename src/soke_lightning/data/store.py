@@ -97,8 +97,10 @@ class SplitWriter:
         self.store = store
         self.split = split
         self.tmp_dir = store.root / f".tmp-{split}-{os.getpid()}"
-        if self.tmp_dir.exists():
-            shutil.rmtree(self.tmp_dir)
+        # A killed earlier writer leaves its hidden temp folder (a whole split of frames): remove it.
+        for stale in store.root.glob(f".tmp-{split}-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
         self.tmp_dir.mkdir(parents=True)
         self._frames = open(self.tmp_dir / "frames.bin", "wb")
         self._index = open(self.tmp_dir / "index.jsonl", "w", encoding="utf-8")
