@@ -137,7 +137,7 @@ class EMAResetQuantizer(nn.Module):
         else:
             out = valid[:k]
         if _distributed():
-            out = out.contiguous()
+            out = out.clone()  # a fresh tensor: broadcasting into a view would overwrite this rank's batch
             dist.broadcast(out, src=0)
         return out
 
