@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from soke_lightning.data.batch import SignBatch
 from soke_lightning.data.languages import LANGUAGES, get_corpus
 from soke_lightning.data.layout import FEATURE_DIM, raw_to_features
-from soke_lightning.data.normalization import STATS_FILE, Normalizer
+from soke_lightning.data.normalization import EPS, STATS_FILE, Normalizer
 from soke_lightning.data.processing import TemporalProcessing
 from soke_lightning.data.sampler import LanguageBalancedSampler, world_and_rank
 from soke_lightning.data.store import PackedStore, StoreSplit, open_store
@@ -78,12 +78,13 @@ def collate(items: Sequence[SignItem]) -> SignBatch:
     if not items:
         raise ValueError("collate: empty batch")
     lengths = torch.tensor([it.poses.shape[0] for it in items], dtype=torch.long)
-    poses = torch.zeros(len(items), int(lengths.max()), FEATURE_DIM, dtype=torch.float32)
+    # Filled in numpy: torch's parallel fill/copy kernels are far slower on a few busy cores (see __getitem__).
+    poses = np.zeros((len(items), int(lengths.max()), FEATURE_DIM), dtype=np.float32)
     for i, it in enumerate(items):
-        poses[i, : it.poses.shape[0]] = it.poses
+        poses[i, : it.poses.shape[0]] = it.poses.numpy()
     mask = torch.arange(poses.shape[1])[None, :] < lengths[:, None]
     return SignBatch(
-        poses=poses,
+        poses=torch.from_numpy(poses),
         lengths=lengths,
         mask=mask,
         text=[it.text for it in items],
@@ -119,6 +120,10 @@ class SignDataset(Dataset):
         self._splits: list[StoreSplit | None] = list(splits)
         self.records = [sp.records for sp in splits]
         self.normalizer = normalizer
+        # Normalise in numpy with the normaliser's float32 buffers: identical arithmetic to Normalizer.normalize,
+        # but no torch intra-op thread pool, which costs milliseconds per small tensor when cores are busy.
+        self._mean = normalizer.mean.detach().cpu().numpy().astype(np.float32)
+        self._scale = (normalizer.std + EPS).detach().cpu().numpy().astype(np.float32)
         self.processing = processing or TemporalProcessing()
         self.random_crop = random_crop
         keep = None if languages is None else set(languages)
@@ -180,9 +185,9 @@ class SignDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_crop else None
         idx = self.processing.indices(int(r["length"]), float(r["fps"]), cap, rng)
         raw = np.asarray(self._split(s).frames[r["offset"] + idx], dtype=np.float32)
-        poses = self.normalizer.normalize(torch.from_numpy(raw_to_features(raw)))
+        poses = (raw_to_features(raw) - self._mean) / self._scale
         return SignItem(
-            poses=poses,
+            poses=torch.from_numpy(poses),
             name=r["name"],
             text=r["text"],
             lang=r["lang"],
