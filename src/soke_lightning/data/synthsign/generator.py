@@ -63,7 +63,7 @@ class LanguageLexicon:
     signs: dict[str, ph.SignSpec]
     citation: dict[str, np.ndarray]  # concept -> float64 [T, 179]
     weights: dict[str, float]
-    dictionary_order: list[str]  # concepts in the order they join the dictionary as coverage grows
+    dictionary_order: list[str]  # concepts in the order they join the dictionary as coverage grows (unique words)
 
     def covered(self, coverage: float) -> list[str]:
         """Concepts with a dictionary entry at ``coverage`` (nested: a larger coverage adds entries)."""
@@ -92,7 +92,9 @@ def build_lexicon(lexicon_seed: int) -> dict[str, LanguageLexicon]:
         rng = np.random.default_rng([lexicon_seed, li, 1_000_003])
         ranks = rng.permutation(len(CONCEPTS))
         weights = {c.id: float(1.0 / (ranks[i] + 1) ** ZIPF_EXPONENT) for i, c in enumerate(CONCEPTS)}
-        order = [CONCEPTS[i].id for i in rng.permutation(len(CONCEPTS))]
+        # a dictionary is keyed by the word: words shared by two concepts (German "sie" = she / they) get no entry
+        words = [c.word(SPOKEN_OF[lang]).lower() for c in CONCEPTS]
+        order = [CONCEPTS[i].id for i in rng.permutation(len(CONCEPTS)) if words.count(words[i]) == 1]
         citation = {cid: m for (lg, cid), m in zip(flat, motions) if lg == lang}
         out[lang] = LanguageLexicon(lang, SPOKEN_OF[lang], specs[lang], citation, weights, order)
     log.info("SynthSign lexicon (seed %d): %d signs in %.1f s", lexicon_seed, len(flat), time.perf_counter() - start)
@@ -198,7 +200,7 @@ def compose(citations: list[np.ndarray], signer: Signer, rng: np.random.Generato
         noise[:, :3] = 0.0
         noise[:, _LOWER_BODY] = 0.0
         frames += noise
-    return frames, spans
+    return ph.clamp_rotations(frames), spans
 
 
 def _non_manuals(frames: np.ndarray, spans: list[list[int]], concepts: list[str], question: str | None) -> None:
@@ -227,6 +229,7 @@ def make_sentence(lex: LanguageLexicon, sampler: ClauseSampler, signer: Signer, 
     concepts = sign_sequence(clause, lex.lang)
     frames, spans = compose([lex.citation[c] for c in concepts], signer, rng)
     _non_manuals(frames, spans, concepts, clause.question)
+    ph.clamp_rotations(frames)
     meta = {
         "concepts": concepts, "glosses": [get_concept(c).gloss for c in concepts], "spans": spans,
         "signer": signer.id, "template": clause.template, "text_concepts": text_concepts(tokens),
@@ -239,8 +242,9 @@ def dictionary_samples(lex: LanguageLexicon, coverage: float) -> list[Sample]:
     out = []
     for cid in sorted(lex.covered(coverage), key=CONCEPT_INDEX.__getitem__):
         concept = get_concept(cid)
-        out.append(Sample(f"{lex.lang}_dict_{cid}", concept.word(lex.spoken), lex.lang, CORPUS,
-                          lex.citation[cid].astype(np.float32), FPS, {"concept": cid, "gloss": concept.gloss}))
+        frames = ph.clamp_rotations(lex.citation[cid].copy()).astype(np.float32)
+        out.append(Sample(f"{lex.lang}_dict_{cid}", concept.word(lex.spoken), lex.lang, CORPUS, frames, FPS,
+                          {"concept": cid, "gloss": concept.gloss}))
     return out
 
 

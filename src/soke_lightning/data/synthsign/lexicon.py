@@ -109,7 +109,7 @@ film|film||m|Film|Filme|电影|部
 game|game||n|Spiel|Spiele|游戏|个
 gift|gift||n|Geschenk|Geschenke|礼物|个
 money|money|money|n|Geld|Geld|钱|笔
-wristwatch|watch|watches|f|Uhr|Uhren|手表|块
+wristwatch|wristwatch||f|Uhr|Uhren|手表|块
 """,
     "food": """
 bread|bread|bread|n|Brot|Brote|面包|个

@@ -36,7 +36,7 @@ JAW, EXPR = RAW_SLICES["smplx_jaw_pose"], RAW_SLICES["smplx_expr"]
 
 #: Largest rotation angle (radians) any frame may have per joint group; checked by the tests.
 JOINT_LIMITS: dict[str, float] = {
-    "neck": 0.45, "head": 0.45, "collar": 0.35, "shoulder": 2.6, "elbow": 2.6, "wrist": 1.35, "finger": 2.0,
+    "neck": 0.45, "head": 0.45, "collar": 0.35, "shoulder": 2.6, "elbow": 2.6, "wrist": 1.5, "finger": 2.0,
     "jaw": 0.35,
 }
 #: Range of each expression coefficient.
@@ -51,6 +51,30 @@ def mirror(aa: np.ndarray) -> np.ndarray:
     """Mirror axis-angle vectors [..., 3k] across the sagittal plane (x -> -x): (rx, ry, rz) -> (rx, -ry, -rz)."""
     shape = aa.shape
     return (aa.reshape(*shape[:-1], -1, 3) * MIRROR).reshape(shape)
+
+
+_LIMIT_SLOTS: tuple[tuple[slice, str], ...] = (
+    (NECK, "neck"), (HEAD, "head"), (L_COLLAR, "collar"), (R_COLLAR, "collar"), (L_SHOULDER, "shoulder"),
+    (R_SHOULDER, "shoulder"), (L_ELBOW, "elbow"), (R_ELBOW, "elbow"), (L_WRIST, "wrist"), (R_WRIST, "wrist"),
+    (JAW, "jaw"),
+)
+
+
+def clamp_rotations(raw: np.ndarray) -> np.ndarray:
+    """Shorten any joint rotation beyond :data:`JOINT_LIMITS` (and expression beyond the limit), in place.
+
+    Signer amplitude and noise act on top of the IK solutions; this keeps every frame in the stated ranges.
+    """
+    for sl, group in _LIMIT_SLOTS:
+        v = raw[:, sl]
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        raw[:, sl] = v * np.minimum(1.0, JOINT_LIMITS[group] / np.maximum(norm, 1e-12))
+    for sl in (LHAND, RHAND):
+        v = raw[:, sl].reshape(len(raw), 15, 3)
+        norm = np.linalg.norm(v, axis=2, keepdims=True)
+        raw[:, sl] = (v * np.minimum(1.0, JOINT_LIMITS["finger"] / np.maximum(norm, 1e-12))).reshape(len(raw), 45)
+    raw[:, EXPR] = np.clip(raw[:, EXPR], -EXPRESSION_LIMIT, EXPRESSION_LIMIT)
+    return raw
 
 
 # ------------------------------------------------------------------------------------------------ rotation maths
@@ -317,7 +341,7 @@ LOCATIONS: dict[str, tuple[str | None, tuple[float, float, float], tuple[str, ..
     "mouth": ("nose", (-0.01, -0.04, 0.08), ("palm_in_up", "palm_left_up"), 0.8, "in"),
     "forehead": ("nose", (-0.02, 0.08, 0.06), ("palm_in_up", "palm_down_across", "palm_left_up"), 1.0, "in"),
     "cheek": ("right_eye", (-0.05, -0.06, 0.05), ("palm_in_up", "palm_left_up"), 0.8, "left"),
-    "shoulder": (None, (0.13, 0.08, 0.10), ("palm_in_up", "palm_in_across"), 0.7, "in"),
+    "shoulder": (None, (0.12, 0.06, 0.12), ("palm_in_up",), 0.7, "in"),
     "side": (None, (-0.33, -0.12, 0.14), ("palm_left", "palm_down"), 0.8, "right"),
     "base_hand": (None, (0.0, -0.04, 0.30), ("palm_down", "palm_left", "palm_down_across"), 1.5, "down"),
 }
@@ -392,7 +416,7 @@ def draw_sign(concept: str, rng: np.random.Generator) -> SignSpec:
     if movement == "shape_change":
         while end_handshape == handshape:
             end_handshape = _weighted(rng, HANDSHAPES, lambda v: v[-1])
-    face = location in ("chin", "mouth", "forehead", "cheek")
+    face = location in ("chin", "mouth", "forehead", "cheek", "shoulder")
     amplitude = float(rng.uniform(0.03, 0.07) if face else rng.uniform(0.05, 0.13))
     repetitions = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2])) if movement in ("circle", "tap", "twist",
                                                                                   "zigzag", "shape_change") else 1
@@ -540,9 +564,9 @@ def synthesize_signs(specs: list[SignSpec], stride: int = 2) -> list[np.ndarray]
             raw[:, L_SHOULDER], raw[:, L_ELBOW], raw[:, L_WRIST] = left[:, 0:3], left[:, 3:6], left[:, 6:9]
             raw[:, L_COLLAR] = left[:, 9:12]
         if spec.movement == "twist":
-            raw[:, R_WRIST.start] += 0.55 * np.sin(2.0 * np.pi * spec.repetitions * t)
+            raw[:, R_WRIST.start] += 0.45 * np.sin(2.0 * np.pi * spec.repetitions * t)
             if spec.hand_use in ("sym", "alt"):
-                raw[:, L_WRIST.start] += 0.55 * np.sin(2.0 * np.pi * spec.repetitions * t)
+                raw[:, L_WRIST.start] += 0.45 * np.sin(2.0 * np.pi * spec.repetitions * t)
         # handshapes (with a change, the second shape takes over in the middle of the sign)
         start, end = handshape_pose(spec.handshape), handshape_pose(spec.end_handshape)
         if spec.movement == "shape_change":
