@@ -67,9 +67,18 @@ def _main_help() -> str:
 
 def run_lightning(argv: list[str]) -> int:
     """Run a LightningCLI subcommand with OmegaConf interpolation resolved after merging configs."""
+    from omegaconf.errors import InterpolationResolutionError
+
     from soke_lightning.lightning_cli import SokeCLI
 
-    SokeCLI(args=argv)
+    try:
+        SokeCLI(args=argv)
+    except InterpolationResolutionError as err:
+        # An unset ${oc.env:...} in a config: say which variable, not a traceback.
+        print(f"soke {argv[0]}: a config value could not be resolved: {err}\n"
+              "Set the environment variable it names (SOKE_DATA_ROOT, SOKE_STATS_DIR, SOKE_SYNTHSIGN; see README) "
+              "or override the value on the command line (e.g. --data.stores '[path]').", file=sys.stderr)
+        return 2
     return 0
 
 
