@@ -72,7 +72,8 @@ def run_lightning(argv: list[str]) -> int:
     from soke_lightning.lightning_cli import SokeCLI
 
     try:
-        SokeCLI(args=argv)
+        # From the console script LightningCLI reads sys.argv itself (passing both makes it warn).
+        SokeCLI(args=None if argv == sys.argv[1:] else argv)
     except InterpolationResolutionError as err:
         # An unset ${oc.env:...} in a config: say which variable, not a traceback.
         print(f"soke {argv[0]}: a config value could not be resolved: {err}\n"
