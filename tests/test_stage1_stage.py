@@ -1,0 +1,119 @@
+"""TokenizerStage end to end on a tiny store: every stage-1 config parses, debug fit via the `soke` CLI,
+checkpoints usable by SignTokenizer.from_checkpoint, metrics per language and part, bit-identical resume."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
+from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
+from soke_lightning.data.store import Sample, StoreWriter
+from soke_lightning.models.tokenizer import CHECKPOINT_KEY, SignTokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "experiments" / "stage1").glob("*.yaml"))
+LANGS = (("asl", "synthsign"), ("csl", "synthsign"), ("dgs", "synthsign"))
+
+
+def make_store(root: Path, per_lang: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """A small store of smooth random upper-body/hand motion (40-90 frames) in three languages + stats."""
+    rng = np.random.default_rng(seed)
+    per_lang = per_lang or {"train": 4, "val": 2, "test": 2, "dictionary": 1}
+    moving = np.r_[36:159, 169:179]
+    writer = StoreWriter(root, {"corpus": "test"})
+    for split, n in per_lang.items():
+        with writer.split(split) as out:
+            for lang, corpus in LANGS:
+                for i in range(n):
+                    t = int(rng.integers(40, 90))
+                    phase = rng.uniform(0, 2 * np.pi, moving.size)
+                    freq = rng.uniform(0.02, 0.15, moving.size)
+                    frames = np.zeros((t, RAW_DIM), np.float32)
+                    frames[:, moving] = 0.3 * np.sin(np.arange(t)[:, None] * freq * 2 * np.pi + phase)
+                    frames[:, RAW_SLICES["smplx_shape"]] = 0.1
+                    out.add(Sample(f"{lang}_{split}_{i}", f"text {i}", lang, corpus, frames, 25.0))
+    from soke_lightning.data.store import open_store
+
+    store = open_store(root)
+    mean, std, count = compute_stats(s.frames for s in store.split("train"))
+    save_stats(root / STATS_FILE, mean, std, count, "test store")
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("store"))
+
+
+def _cli(args, run=True):
+    from soke_lightning.lightning_cli import SokeCLI
+
+    return SokeCLI(args=args, run=run)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_stage1_config_instantiates(config, store, monkeypatch):
+    monkeypatch.setenv("SOKE_SYNTHSIGN", str(store))
+    extra = [] if "data:" in config.read_text() else ["--data", str(ROOT / "datamodules" / "synthsign.yaml")]
+    cli = _cli(["--config", str(config), *extra, "--trainer.accelerator", "cpu", "--trainer.devices", "1",
+                "--trainer.strategy", "auto"], run=False)
+    assert type(cli.model).__name__ == "TokenizerStage"
+    assert isinstance(cli.model.tokenizer, SignTokenizer)
+    if config.stem == "soke":
+        assert cli.model.tokenizer.codebook_sizes == {"body": 96, "lhand": 192, "rhand": 192}
+        assert cli.model.tokenizer.config["width"] == 512
+        assert cli.model.hparams.lr == 2e-4 and cli.model.hparams.commit_weight == 0.02
+
+
+def _fit_args(store, out, *more):
+    return ["fit", "--config", str(ROOT / "experiments/stage1/debug.yaml"),
+            "--data", str(ROOT / "datamodules/synthsign.yaml"), "--data.init_args.stores", f"[{store}]",
+            "--data.init_args.batch_size", "4", "--data.init_args.seed", "3", "--trainer.default_root_dir", str(out),
+            *more]
+
+
+def test_debug_fit_writes_loadable_checkpoints_and_metrics(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOKE_OUT", str(tmp_path))
+    cli = _cli(_fit_args(store, tmp_path))
+    metrics = cli.trainer.callback_metrics
+    for key in ("val/mpjpe_body", "val/mpjpe_pa_body", "val/mpjpe_hand", "val/mpjpe_pa_hand",
+                "val/asl/mpjpe_pa_hand", "val/dgs/mpjpe_body", "val/body/perplexity", "val/rhand/usage"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    assert 0 < float(metrics["val/lhand/usage"]) <= 1
+    assert float(metrics["val/mpjpe_pa_hand"]) <= float(metrics["val/mpjpe_hand"]) + 1e-3
+    ckpt_dir = tmp_path / "stage1-debug" / "checkpoints"
+    for name in ("best.ckpt", "last.ckpt"):
+        raw = torch.load(ckpt_dir / name, weights_only=False)
+        assert raw[CHECKPOINT_KEY]["prefix"] == "tokenizer."
+        tok = SignTokenizer.from_checkpoint(ckpt_dir / name)
+        assert tok.codebook_sizes == {"body": 8, "lhand": 16, "rhand": 16}
+        assert all(bool(v.quantizer.initialised) for v in tok.vaes.values())
+    # the normalisation statistics travelled into the checkpoint
+    stats = torch.load(store / STATS_FILE)
+    assert torch.allclose(tok.normalizer.mean[:30], stats["mean"][36:66])
+
+
+class StopAfterFirstEpoch(Callback):
+    """Interrupts a 2-epoch run after its first epoch, so the LR schedule is the uninterrupted run's."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
+@pytest.mark.slow  # three Lightning runs; tests/test_models_tokenizer.py covers the same at model level by default
+def test_resume_from_checkpoint_is_bit_identical(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOKE_OUT", str(tmp_path / "a"))
+    full = _cli(_fit_args(store, tmp_path / "a"))
+    monkeypatch.setenv("SOKE_OUT", str(tmp_path / "b"))
+    cut = _cli(_fit_args(store, tmp_path / "b", "--trainer.callbacks+=test_stage1_stage.StopAfterFirstEpoch"))
+    assert cut.trainer.current_epoch == 1 and 0 < cut.trainer.global_step < full.trainer.global_step
+    first = tmp_path / "b" / "stage1-debug" / "checkpoints" / "last.ckpt"
+    monkeypatch.setenv("SOKE_OUT", str(tmp_path / "c"))
+    resumed = _cli(_fit_args(store, tmp_path / "c", "--ckpt_path", str(first)))
+    a, b = full.model.tokenizer.state_dict(), resumed.model.tokenizer.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert int(resumed.model.tokenizer.vaes["body"].quantizer.num_updates) == full.trainer.global_step
