@@ -160,7 +160,7 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     Returns:
         [..., 3, 3] rotation matrices.
     """
-    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)
+    theta2 = (axis_angle * axis_angle).sum(-1)
     small = theta2 < 1e-4
     # Evaluate the exact branch on a safe value so neither branch produces NaN gradients (torch.where
     # back-propagates into both).
@@ -168,11 +168,17 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     theta = theta2_safe.sqrt()
     a = torch.where(small, 1.0 - theta2 / 6.0 + theta2 * theta2 / 120.0, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta2 / 24.0 + theta2 * theta2 / 720.0, (1.0 - torch.cos(theta)) / theta2_safe)
+    # R = I + a K + b K^2 with K^2 = v v^T - theta^2 I, written out element by element (no 3x3 matmul).
+    c = 1.0 - b * theta2
     x, y, z = axis_angle.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis_angle.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device)
-    return eye + a[..., None] * k + b[..., None] * (k @ k)
+    bxy, bxz, byz = b * x * y, b * x * z, b * y * z
+    ax, ay, az = a * x, a * y, a * z
+    matrix = torch.stack([
+        c + b * x * x, bxy - az, bxz + ay,
+        bxy + az, c + b * y * y, byz - ax,
+        bxz - ay, byz + ax, c + b * z * z,
+    ], dim=-1)
+    return matrix.reshape(*axis_angle.shape[:-1], 3, 3)
 
 
 class BuiltinSkeleton(JointBackend):
@@ -204,19 +210,28 @@ class BuiltinSkeleton(JointBackend):
         self.bones = tuple((p, c) for c, p in enumerate(parents) if p >= 0 and c not in hidden)
 
         # Evaluate joints level by level of the tree: joints are permuted so each depth is a contiguous block
-        # whose parents all lie in earlier blocks; one batched matmul per depth instead of one per joint.
+        # whose parents all lie in earlier blocks; one batched matmul per depth instead of one per joint. Only
+        # joints with children carry a rotation (a leaf's rotation moves nothing).
         depth = [0] * len(parents)
         for j, p in enumerate(parents):
             depth[j] = 0 if p < 0 else depth[p] + 1
         order = sorted(range(len(parents)), key=lambda j: (depth[j], j))
         position = {j: i for i, j in enumerate(order)}
-        self._levels: list[tuple[int, int, tuple[int, ...]]] = []
-        start = 1
+        has_child = {p for p in parents if p >= 0}
+        rotating = [j for j in order if j in has_child]
+        rot_position = {j: i for i, j in enumerate(rotating)}
+        self._levels: list[tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]] = []
+        start, rot_start = 1, 1
         for d in range(1, max(depth) + 1):
             block = [j for j in order if depth[j] == d]
-            self._levels.append((start, start + len(block), tuple(position[parents[j]] for j in block)))
+            inner = [k for k, j in enumerate(block) if j in has_child]
+            self._levels.append((start, start + len(block), tuple(position[parents[j]] for j in block),
+                                 tuple(rot_position[parents[j]] for j in block), tuple(inner),
+                                 rot_start, rot_start + len(inner)))
             start += len(block)
+            rot_start += len(inner)
         self.register_buffer("_order", torch.tensor(order), persistent=False)
+        self.register_buffer("_rotating", torch.tensor(rotating), persistent=False)
         self.register_buffer("_inverse", torch.tensor([position[j] for j in range(len(order))]), persistent=False)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.float32), persistent=False)
         mean = np.zeros(90)
@@ -242,16 +257,26 @@ class BuiltinSkeleton(JointBackend):
 
     def forward(self, raw: torch.Tensor) -> torch.Tensor:
         """Args: raw [..., 179] official frames. Returns: joints [..., 70, 3] in metres (dtype/device of raw)."""
-        local = axis_angle_to_matrix(self.local_axis_angle(raw))[..., self._order, :, :]
-        offsets = self.offsets.to(raw.dtype)[self._order]
-        rot = local[..., 0:1, :, :]
-        pos = offsets[0:1].expand(*raw.shape[:-1], 1, 3)
-        for start, end, parent in self._levels:
-            parent_rot = rot[..., parent, :, :]
-            new_pos = pos[..., parent, :] + (parent_rot @ offsets[start:end, :, None]).squeeze(-1)
-            rot = torch.cat([rot, parent_rot @ local[..., start:end, :, :]], dim=-3)
-            pos = torch.cat([pos, new_pos], dim=-2)
-        return pos[..., self._inverse, :]
+        if raw.shape[-1] != RAW_DIM:
+            raise ValueError(f"builtin skeleton expects official frames [..., {RAW_DIM}], got shape "
+                             f"{tuple(raw.shape)}; 133-d features go through from_features()")
+        lead = raw.shape[:-1]
+        # Joints-first layout [joint, frame, ...]: gathering parents then copies contiguous blocks.
+        axis_angle = self.local_axis_angle(raw.reshape(-1, RAW_DIM))[:, self._rotating, :].transpose(0, 1)
+        local = axis_angle_to_matrix(axis_angle)
+        offsets = self.offsets.to(raw.dtype)[self._order][:, None, :, None]
+        frames = axis_angle.shape[1]
+        # Filled level by level (slice writes, not a growing torch.cat, which is quadratic in the depth).
+        rot = raw.new_empty(local.shape[0], frames, 3, 3)
+        pos = raw.new_empty(self.num_joints, frames, 3)
+        rot[0] = local[0]
+        pos[0] = offsets[0, :, :, 0]
+        for start, end, parent_pos, parent_rot_ids, inner, rot_start, rot_end in self._levels:
+            parent_rot = rot[list(parent_rot_ids)]
+            pos[start:end] = pos[list(parent_pos)] + (parent_rot @ offsets[start:end]).squeeze(-1)
+            if inner:
+                rot[rot_start:rot_end] = parent_rot[list(inner)] @ local[rot_start:rot_end]
+        return pos[self._inverse].transpose(0, 1).reshape(*lead, self.num_joints, 3)
 
     def bone_lengths(self) -> torch.Tensor:
         """Length of each joint's offset from its parent ([70]; the root's entry is its distance to the origin)."""
