@@ -10,6 +10,7 @@ import functools
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -276,10 +277,9 @@ def lexicon_summary(lexicons: dict[str, LanguageLexicon], coverage: float) -> di
     out = {}
     for lang, lex in lexicons.items():
         specs = list(lex.signs.values())
-        count = lambda field: {k: sum(getattr(s, field) == k for s in specs)  # noqa: E731
-                               for k in sorted({getattr(s, field) for s in specs})}
-        out[lang] = {"concepts": len(specs), "dictionary_entries": len(lex.covered(coverage)),
-                     "hand_use": count("hand_use"), "location": count("location"), "movement": count("movement")}
+        counts = {f: dict(sorted(Counter(getattr(s, f) for s in specs).items()))
+                  for f in ("hand_use", "location", "movement")}
+        out[lang] = {"concepts": len(specs), "dictionary_entries": len(lex.covered(coverage)), **counts}
     return out
 
 

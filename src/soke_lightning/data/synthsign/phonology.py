@@ -143,14 +143,14 @@ HANDSHAPES: dict[str, tuple[str, str, str, str, str, float, float]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _relaxed_left() -> np.ndarray:
     from soke_lightning.kinematics.builtin import RELAXED_HAND_LEFT
 
     return np.asarray(RELAXED_HAND_LEFT, dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def handshape_pose(name: str, side: str = "right") -> np.ndarray:
     """The 45 hand parameters of handshape ``name`` (offsets from the relaxed mean hand), for ``side``."""
     try:
@@ -186,7 +186,7 @@ class ArmGeometry:
     landmarks: dict  # name -> rest position of head / face points
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def arm_geometry() -> ArmGeometry:
     import torch
 
@@ -550,7 +550,7 @@ def synthesize_signs(specs: list[SignSpec], stride: int = 2) -> list[np.ndarray]
         t = np.linspace(0.0, 1.0, T)
         keys = _keyframes(T, stride)
 
-        def dense(values: np.ndarray) -> np.ndarray:
+        def dense(values: np.ndarray, T: int = T, keys: np.ndarray = keys) -> np.ndarray:
             return np.stack([np.interp(np.arange(T), keys, values[:, j]) for j in range(values.shape[1])], 1)
 
         raw = np.tile(rest, (T, 1))
