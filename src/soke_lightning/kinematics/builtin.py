@@ -209,9 +209,10 @@ class BuiltinSkeleton(JointBackend):
         hidden = {ids["jaw"], ids["left_eyeball"], ids["right_eyeball"]}
         self.bones = tuple((p, c) for c, p in enumerate(parents) if p >= 0 and c not in hidden)
 
-        # Evaluate joints level by level of the tree: joints are permuted so each depth is a contiguous block
-        # whose parents all lie in earlier blocks; one batched matmul per depth instead of one per joint. Only
-        # joints with children carry a rotation (a leaf's rotation moves nothing).
+        # Evaluate joints level by level of the tree: joints are permuted so each depth is a contiguous block.
+        # A joint's parent is always in the previous depth, so each level only gathers from the level before it:
+        # one batched matmul per depth instead of one per joint, and no growing buffers. Only joints with children
+        # carry a rotation (a leaf's rotation moves nothing).
         depth = [0] * len(parents)
         for j, p in enumerate(parents):
             depth[j] = 0 if p < 0 else depth[p] + 1
@@ -219,16 +220,18 @@ class BuiltinSkeleton(JointBackend):
         position = {j: i for i, j in enumerate(order)}
         has_child = {p for p in parents if p >= 0}
         rotating = [j for j in order if j in has_child]
-        rot_position = {j: i for i, j in enumerate(rotating)}
-        self._levels: list[tuple[int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int]] = []
-        start, rot_start = 1, 1
-        for d in range(1, max(depth) + 1):
-            block = [j for j in order if depth[j] == d]
-            inner = [k for k, j in enumerate(block) if j in has_child]
-            self._levels.append((start, start + len(block), tuple(position[parents[j]] for j in block),
-                                 tuple(rot_position[parents[j]] for j in block), tuple(inner),
-                                 rot_start, rot_start + len(inner)))
-            start += len(block)
+        blocks = [[j for j in order if depth[j] == d] for d in range(max(depth) + 1)]
+        #: Per depth >= 1: (parent index in the previous block, parent index among the previous block's rotating
+        #: joints, indices of this block's rotating joints, their range in the rotating order).
+        self._levels: list[tuple[list[int], list[int], list[int], int, int]] = []
+        rot_start = 1
+        for d in range(1, len(blocks)):
+            previous = blocks[d - 1]
+            previous_rotating = [j for j in previous if j in has_child]
+            inner = [k for k, j in enumerate(blocks[d]) if j in has_child]
+            self._levels.append(([previous.index(parents[j]) for j in blocks[d]],
+                                 [previous_rotating.index(parents[j]) for j in blocks[d]],
+                                 inner, rot_start, rot_start + len(inner)))
             rot_start += len(inner)
         self.register_buffer("_order", torch.tensor(order), persistent=False)
         self.register_buffer("_rotating", torch.tensor(rotating), persistent=False)
@@ -265,18 +268,17 @@ class BuiltinSkeleton(JointBackend):
         axis_angle = self.local_axis_angle(raw.reshape(-1, RAW_DIM))[:, self._rotating, :].transpose(0, 1)
         local = axis_angle_to_matrix(axis_angle)
         offsets = self.offsets.to(raw.dtype)[self._order][:, None, :, None]
-        frames = axis_angle.shape[1]
-        # Filled level by level (slice writes, not a growing torch.cat, which is quadratic in the depth).
-        rot = raw.new_empty(local.shape[0], frames, 3, 3)
-        pos = raw.new_empty(self.num_joints, frames, 3)
-        rot[0] = local[0]
-        pos[0] = offsets[0, :, :, 0]
-        for start, end, parent_pos, parent_rot_ids, inner, rot_start, rot_end in self._levels:
-            parent_rot = rot[list(parent_rot_ids)]
-            pos[start:end] = pos[list(parent_pos)] + (parent_rot @ offsets[start:end]).squeeze(-1)
-            if inner:
-                rot[rot_start:rot_end] = parent_rot[list(inner)] @ local[rot_start:rot_end]
-        return pos[self._inverse].transpose(0, 1).reshape(*lead, self.num_joints, 3)
+        rot = local[0:1]
+        pos = offsets[0:1, :, :, 0].expand(1, axis_angle.shape[1], 3)
+        positions, start = [pos], 1
+        for parent_pos, parent_rot_ids, inner, rot_start, rot_end in self._levels:
+            parent_rot = rot[parent_rot_ids]
+            end = start + len(parent_pos)
+            pos = pos[parent_pos] + (parent_rot @ offsets[start:end]).squeeze(-1)
+            positions.append(pos)
+            rot = parent_rot[inner] @ local[rot_start:rot_end]
+            start = end
+        return torch.cat(positions)[self._inverse].transpose(0, 1).reshape(*lead, self.num_joints, 3)
 
     def bone_lengths(self) -> torch.Tensor:
         """Length of each joint's offset from its parent ([70]; the root's entry is its distance to the origin)."""
