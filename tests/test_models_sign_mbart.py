@@ -180,8 +180,9 @@ def overfit(model, tok, codes_list, texts, langs, steps=60):
     return model.eval(), src, codes, lengths
 
 
-def test_per_sample_stopping_in_a_mixed_batch(base_tokenizer):
-    model, tok = build(base_tokenizer, "multihead")
+@pytest.mark.parametrize("decoding", ["multihead", "flattened", "parallel"])
+def test_per_sample_stopping_in_a_mixed_batch(base_tokenizer, decoding):
+    model, tok = build(base_tokenizer, decoding)
     short, long = [[1, 2, 3], [4, 5, 6]], [[0, 1, 2], [2, 3, 4], [5, 6, 7], [1, 7, 0], [3, 3, 3], [4, 0, 6], [2, 2, 2]]
     model, src, codes, lengths = overfit(model, tok, [short, long], ["明天天气很好", "the weather is nice"],
                                          ["csl", "asl"])
@@ -190,9 +191,14 @@ def test_per_sample_stopping_in_a_mixed_batch(base_tokenizer):
     assert result.lengths.tolist() == [2, 7] and result.finished.tolist() == [True, True]
     assert result.codes[0, :2].tolist() == short and (result.codes[0, 2:] == -1).all()
     assert result.codes[1, :7].tolist() == long
-    assert result.steps == 8  # 7 codes + the </s> step of the longest sample
+    # decoder passes: 7 codes + the </s> step of the longest sample; flattened needs 3 per code
+    assert result.steps == {"multihead": 8, "flattened": 22, "parallel": 8}[decoding]
     any_head = model.generate(src.input_ids, src.attention_mask, ["csl", "asl"], max_codes=20, stop_on="any")
     assert any_head.lengths.tolist() == [2, 7]
+    # the same 7 codes without the </s> step: exactly 7 passes for multihead / parallel, 21 for flattened
+    same = model.generate(src.input_ids[1:], src.attention_mask[1:], ["asl"], max_codes=7, stop_on="never")
+    assert same.codes[0].tolist() == long
+    assert same.steps == {"multihead": 7, "flattened": 21, "parallel": 7}[decoding]
 
 
 def test_beam_search_of_width_one_is_greedy_and_beams_return_valid_codes(base_tokenizer):
