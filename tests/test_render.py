@@ -179,3 +179,7 @@ def test_soke_render_tool(tmp_path, capsys):
         cli.main(["render", str(store), "--lang", "bsl", "--out", str(out)])
     with pytest.raises(SystemExit, match="no samples with lang='dgs'"):
         cli.main(["render", str(store), "--split", "val", "--lang", "dgs", "--out", str(out)])
+    pytest.importorskip("smplx")
+    with pytest.raises(FileNotFoundError, match="SMPLX_NEUTRAL"):
+        cli.main(["render", str(store), "--backend", "smplx", "--smplx-dir", str(tmp_path / "none"),
+                  "--out", str(out)])

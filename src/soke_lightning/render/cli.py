@@ -1,10 +1,11 @@
-"""`soke render`: draw samples of a packed store as skeleton animations (built-in skeleton), captioned with their text.
+"""`soke render`: draw samples of a packed store as skeleton animations, captioned with their text.
 
 Examples::
 
     soke render data/synthsign-demo --split test --n 3 --out outputs/render
     soke render STORE --split val --lang csl --n 2 --format mp4 --side-view --out outputs/render
     soke render STORE --names S000286_P0000_T00 --format png --out outputs/render   # contact sheet
+    soke render STORE --backend smplx --smplx-dir ~/models/smplx --out outputs/render   # real SMPL-X joints
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=None, help="playback rate (default: the sample's fps)")
     parser.add_argument("--side-view", action="store_true", help="add a side view to each panel")
     parser.add_argument("--height", type=int, default=360, help="front-view height in pixels (default 360)")
+    parser.add_argument("--backend", choices=("builtin", "smplx"), default="builtin",
+                        help="forward kinematics: the built-in skeleton (default) or SMPL-X (needs its model files)")
+    parser.add_argument("--smplx-dir", default=None,
+                        help="folder with SMPLX_NEUTRAL.npz for --backend smplx (default: $SOKE_SMPLX_DIR)")
     parser.add_argument("--hand-mean", choices=("relaxed", "flat"), default="relaxed",
-                        help="hand parameters are offsets from a relaxed mean hand (SOKE, default) or absolute")
+                        help="builtin backend: hand parameters are offsets from a relaxed mean hand (SOKE, default) "
+                             "or absolute")
 
 
 def safe_filename(name: str) -> str:
@@ -64,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
         get_language(args.lang)  # fails with the list of valid keys
     split = open_store(args.store).split(args.split)
     indices = select_indices(split, args.n, args.lang, args.names)
-    backend = get_joint_backend("builtin", hand_mean=args.hand_mean)
+    if args.backend == "smplx":
+        backend = get_joint_backend("smplx", model_dir=args.smplx_dir)
+    else:
+        backend = get_joint_backend("builtin", hand_mean=args.hand_mean)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in tqdm(indices, desc="soke render", unit="sample", disable=len(indices) < 2):
