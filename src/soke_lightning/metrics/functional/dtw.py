@@ -48,8 +48,9 @@ ALIGNS = ("root", "procrustes", "none")
 NORMALIZE = (None, "path", "target")
 FRAME_COSTS = ("mean_l2", "sum_l1")
 
-#: Upper bound on the float64 cost-matrix memory of one chunk of pairs (bytes).
-_CHUNK_BYTES = 64 * 2**20
+#: Upper bound on the working memory of one chunk of pairs (bytes): small on CPU (cache-friendly), large on
+#: accelerators (fewer wavefront launches).
+_CHUNK_BYTES = {"cpu": 64 * 2**20, "other": 4 * 2**30}
 
 
 @dataclass
@@ -70,135 +71,193 @@ class DTWResult:
 # --------------------------------------------------------------------------------------------- numba kernels
 
 
-@numba.njit(parallel=True, cache=True, fastmath=False)
-def _joint_cost_kernel(a, b, lp, lt, l1, out):  # pragma: no cover - compiled
-    """a [B, J, 3, Tp], b [B, J, 3, Tt] -> out[b, i, :lt] for i < lp (float64)."""
-    nb, nj = a.shape[0], a.shape[1]
-    tp = out.shape[1]
-    for idx in prange(nb * tp):
-        p = idx // tp
-        i = idx - p * tp
-        if i >= lp[p]:
-            continue
-        n = lt[p]
-        row = out[p, i]
-        for j in range(n):
-            row[j] = 0.0
-        for k in range(nj):
-            ax = a[p, k, 0, i]
-            ay = a[p, k, 1, i]
-            az = a[p, k, 2, i]
-            bx = b[p, k, 0]
-            by = b[p, k, 1]
-            bz = b[p, k, 2]
-            if l1:
-                for j in range(n):
-                    row[j] += abs(ax - bx[j]) + abs(ay - by[j]) + abs(az - bz[j])
-            else:
-                for j in range(n):
-                    dx = ax - bx[j]
-                    dy = ay - by[j]
-                    dz = az - bz[j]
-                    row[j] += np.sqrt(dx * dx + dy * dy + dz * dz)
-        if not l1:
-            inv = 1.0 / nj
-            for j in range(n):
-                row[j] *= inv
+@numba.njit(cache=True, inline="always")
+def _joint_cost_row(a, b, p, i, n, l1, row):  # pragma: no cover - compiled
+    """row[:n] = cost of prediction frame i of pair p against target frames 0..n-1.
 
-
-@numba.njit(parallel=True, cache=True)
-def _procrustes_cost_kernel(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cover - compiled
-    """Procrustes-aligned mean joint distance of every cell.
-
-    xf [B, Tp, K, 3] / yf [B, K, 3, Tt] centred fit joints, gy [B, Tt] = Σ|y_k|², xe [B, Tp, E, 3] /
-    ye [B, E, 3, Tt] centred evaluated joints -> out [B, Tp, Tt]. One prediction frame per task: the
-    covariances and the errors run over contiguous target frames (SIMD), the rotations cell by cell.
+    a [B, J, 3, Tp], b [B, J, 3, Tt]: the inner loops run over contiguous target frames (SIMD); the row has the
+    inputs' dtype (float32 like the reference, or float64), the DP accumulates in float64.
     """
-    nb, tp = out.shape[0], out.shape[1]
-    nk, ne = xf.shape[2], xe.shape[2]
-    for idx in prange(nb * tp):
-        p = idx // tp
-        i = idx - p * tp
-        if i >= lp[p]:
-            continue
-        n = lt[p]
-        cov = np.zeros((9, n), np.float64)
-        for k in range(nk):
-            x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
-            y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
+    nj = a.shape[1]
+    for j in range(n):
+        row[j] = 0.0
+    for k in range(nj):
+        ax, ay, az = a[p, k, 0, i], a[p, k, 1, i], a[p, k, 2, i]
+        bx, by, bz = b[p, k, 0], b[p, k, 1], b[p, k, 2]
+        if l1:
             for j in range(n):
-                cov[0, j] += x0 * y0[j]
-                cov[1, j] += x0 * y1[j]
-                cov[2, j] += x0 * y2[j]
-                cov[3, j] += x1 * y0[j]
-                cov[4, j] += x1 * y1[j]
-                cov[5, j] += x1 * y2[j]
-                cov[6, j] += x2 * y0[j]
-                cov[7, j] += x2 * y1[j]
-                cov[8, j] += x2 * y2[j]
-        gx = 0.0
-        for k in range(nk):
-            gx += xf[p, i, k, 0] ** 2 + xf[p, i, k, 1] ** 2 + xf[p, i, k, 2] ** 2
-        rot = np.empty((9, n), np.float64)  # scale folded in: s·R
-        for j in range(n):
-            r00, r01, r02, r10, r11, r12, r20, r21, r22, sc = qcp_similarity(
-                cov[0, j], cov[1, j], cov[2, j], cov[3, j], cov[4, j], cov[5, j], cov[6, j], cov[7, j], cov[8, j],
-                gx, gy[p, j],
-            )
-            rot[0, j] = sc * r00
-            rot[1, j] = sc * r01
-            rot[2, j] = sc * r02
-            rot[3, j] = sc * r10
-            rot[4, j] = sc * r11
-            rot[5, j] = sc * r12
-            rot[6, j] = sc * r20
-            rot[7, j] = sc * r21
-            rot[8, j] = sc * r22
-        row = out[p, i]
-        for j in range(n):
-            row[j] = 0.0
-        for k in range(ne):
-            x0, x1, x2 = xe[p, i, k, 0], xe[p, i, k, 1], xe[p, i, k, 2]
-            y0, y1, y2 = ye[p, k, 0], ye[p, k, 1], ye[p, k, 2]
+                row[j] += abs(ax - bx[j]) + abs(ay - by[j]) + abs(az - bz[j])
+        else:
             for j in range(n):
-                d0 = rot[0, j] * x0 + rot[1, j] * x1 + rot[2, j] * x2 - y0[j]
-                d1 = rot[3, j] * x0 + rot[4, j] * x1 + rot[5, j] * x2 - y1[j]
-                d2 = rot[6, j] * x0 + rot[7, j] * x1 + rot[8, j] * x2 - y2[j]
-                row[j] += np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-        inv = 1.0 / ne
+                dx = ax - bx[j]
+                dy = ay - by[j]
+                dz = az - bz[j]
+                row[j] += np.sqrt(dx * dx + dy * dy + dz * dz)
+    if not l1:
+        inv = 1.0 / nj
         for j in range(n):
             row[j] *= inv
 
 
+@numba.njit(cache=True, inline="always")
+def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, row):  # pragma: no cover - compiled
+    """row[:n] = Procrustes-aligned mean joint distance of prediction frame i of pair p to target frames 0..n-1.
+
+    xf [B, Tp, K, 3] / yf [B, K, 3, Tt] centred fit joints, gy [B, Tt] = Σ|y_k|², xe [B, Tp, E, 3] /
+    ye [B, E, 3, Tt] centred evaluated joints; cov [9, ≥n] and rot [9, ≥n] are scratch. Covariances and errors
+    run over contiguous target frames (SIMD), the rotations (QCP) cell by cell.
+    """
+    nk, ne = xf.shape[2], xe.shape[2]
+    for c in range(9):
+        for j in range(n):
+            cov[c, j] = 0.0
+    gx = 0.0
+    for k in range(nk):
+        x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
+        gx += x0 * x0 + x1 * x1 + x2 * x2
+        y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
+        for j in range(n):
+            cov[0, j] += x0 * y0[j]
+            cov[1, j] += x0 * y1[j]
+            cov[2, j] += x0 * y2[j]
+            cov[3, j] += x1 * y0[j]
+            cov[4, j] += x1 * y1[j]
+            cov[5, j] += x1 * y2[j]
+            cov[6, j] += x2 * y0[j]
+            cov[7, j] += x2 * y1[j]
+            cov[8, j] += x2 * y2[j]
+    for j in range(n):
+        r00, r01, r02, r10, r11, r12, r20, r21, r22, sc = qcp_similarity(
+            cov[0, j], cov[1, j], cov[2, j], cov[3, j], cov[4, j], cov[5, j], cov[6, j], cov[7, j], cov[8, j],
+            gx, gy[p, j],
+        )
+        rot[0, j] = sc * r00  # scale folded in: s·R
+        rot[1, j] = sc * r01
+        rot[2, j] = sc * r02
+        rot[3, j] = sc * r10
+        rot[4, j] = sc * r11
+        rot[5, j] = sc * r12
+        rot[6, j] = sc * r20
+        rot[7, j] = sc * r21
+        rot[8, j] = sc * r22
+    for j in range(n):
+        row[j] = 0.0
+    for k in range(ne):
+        x0, x1, x2 = xe[p, i, k, 0], xe[p, i, k, 1], xe[p, i, k, 2]
+        y0, y1, y2 = ye[p, k, 0], ye[p, k, 1], ye[p, k, 2]
+        for j in range(n):
+            d0 = rot[0, j] * x0 + rot[1, j] * x1 + rot[2, j] * x2 - y0[j]
+            d1 = rot[3, j] * x0 + rot[4, j] * x1 + rot[5, j] * x2 - y1[j]
+            d2 = rot[6, j] * x0 + rot[7, j] * x1 + rot[8, j] * x2 - y2[j]
+            row[j] += np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+    inv = 1.0 / ne
+    for j in range(n):
+        row[j] *= inv
+
+
+@numba.njit(cache=True, inline="always")
+def _dp_row(i, m, row, prev, cur, lprev, lcur):  # pragma: no cover - compiled
+    """One DTW row: cur[j] = row[j] + min(prev[j-1], prev[j], cur[j-1]) (ties: diagonal, up, left) + lengths."""
+    if i == 0:
+        acc = 0.0
+        for j in range(m):
+            acc += row[j]
+            cur[j] = acc
+            lcur[j] = j + 1
+        return
+    cur[0] = prev[0] + row[0]
+    lcur[0] = lprev[0] + 1
+    for j in range(1, m):
+        best = prev[j - 1]
+        length = lprev[j - 1]
+        if prev[j] < best:
+            best = prev[j]
+            length = lprev[j]
+        if cur[j - 1] < best:
+            best = cur[j - 1]
+            length = lcur[j - 1]
+        cur[j] = best + row[j]
+        lcur[j] = length + 1
+
+
 @numba.njit(parallel=True, cache=True)
-def _dp_kernel(cost, lp, lt, out_cost, out_len):  # pragma: no cover - compiled
-    """Accumulated cost and path length of every pair, O(T) memory per pair."""
-    for p in prange(cost.shape[0]):
-        n = lp[p]
-        m = lt[p]
+def _joint_cost_kernel(a, b, lp, lt, l1, out):  # pragma: no cover - compiled
+    """Cost matrices: out[p, i, :lt[p]] for i < lp[p] (float64)."""
+    tp = out.shape[1]
+    for idx in prange(a.shape[0] * tp):
+        p = idx // tp
+        i = idx - p * tp
+        if i < lp[p]:
+            row = np.empty(lt[p], a.dtype)
+            _joint_cost_row(a, b, p, i, lt[p], l1, row)
+            out[p, i, : lt[p]] = row
+
+
+@numba.njit(parallel=True, cache=True)
+def _procrustes_cost_kernel(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cover - compiled
+    """Cost matrices of the Procrustes variant (see :func:`_procrustes_cost_row`)."""
+    tp = out.shape[1]
+    for idx in prange(xf.shape[0] * tp):
+        p = idx // tp
+        i = idx - p * tp
+        if i < lp[p]:
+            n = lt[p]
+            cov = np.empty((9, n), np.float64)
+            rot = np.empty((9, n), np.float64)
+            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, out[p, i])
+
+
+@numba.njit(parallel=True, cache=True)
+def _joint_dtw_kernel(a, b, lp, lt, l1, out_cost, out_len):  # pragma: no cover - compiled
+    """Fused cost rows + DP, one pair per task, O(T) memory: the CPU path of dtw_joint_error (root / none)."""
+    for p in prange(a.shape[0]):
+        n, m = lp[p], lt[p]
+        row = np.empty(m, a.dtype)
         prev = np.empty(m, np.float64)
         cur = np.empty(m, np.float64)
         lprev = np.empty(m, np.int64)
         lcur = np.empty(m, np.int64)
-        acc = 0.0
-        for j in range(m):
-            acc += cost[p, 0, j]
-            prev[j] = acc
-            lprev[j] = j + 1
-        for i in range(1, n):
-            cur[0] = prev[0] + cost[p, i, 0]
-            lcur[0] = lprev[0] + 1
-            for j in range(1, m):
-                best = prev[j - 1]
-                length = lprev[j - 1]
-                if prev[j] < best:
-                    best = prev[j]
-                    length = lprev[j]
-                if cur[j - 1] < best:
-                    best = cur[j - 1]
-                    length = lcur[j - 1]
-                cur[j] = best + cost[p, i, j]
-                lcur[j] = length + 1
+        for i in range(n):
+            _joint_cost_row(a, b, p, i, m, l1, row)
+            _dp_row(i, m, row, prev, cur, lprev, lcur)
+            prev, cur = cur, prev
+            lprev, lcur = lcur, lprev
+        out_cost[p] = prev[m - 1]
+        out_len[p] = lprev[m - 1]
+
+
+@numba.njit(parallel=True, cache=True)
+def _procrustes_dtw_kernel(xf, yf, gy, xe, ye, lp, lt, out_cost, out_len):  # pragma: no cover - compiled
+    """Fused Procrustes cost rows + DP, one pair per task."""
+    for p in prange(xf.shape[0]):
+        n, m = lp[p], lt[p]
+        cov = np.empty((9, m), np.float64)
+        rot = np.empty((9, m), np.float64)
+        row = np.empty(m, np.float64)
+        prev = np.empty(m, np.float64)
+        cur = np.empty(m, np.float64)
+        lprev = np.empty(m, np.int64)
+        lcur = np.empty(m, np.int64)
+        for i in range(n):
+            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, m, cov, rot, row)
+            _dp_row(i, m, row, prev, cur, lprev, lcur)
+            prev, cur = cur, prev
+            lprev, lcur = lcur, lprev
+        out_cost[p] = prev[m - 1]
+        out_len[p] = lprev[m - 1]
+
+
+@numba.njit(parallel=True, cache=True)
+def _dp_kernel(cost, lp, lt, out_cost, out_len):  # pragma: no cover - compiled
+    """Accumulated cost and path length of every pair from cost matrices, O(T) memory per pair."""
+    for p in prange(cost.shape[0]):
+        n, m = lp[p], lt[p]
+        prev = np.empty(m, np.float64)
+        cur = np.empty(m, np.float64)
+        lprev = np.empty(m, np.int64)
+        lcur = np.empty(m, np.int64)
+        for i in range(n):
+            _dp_row(i, m, cost[p, i], prev, cur, lprev, lcur)
             prev, cur = cur, prev
             lprev, lcur = lcur, lprev
         out_cost[p] = prev[m - 1]
@@ -275,8 +334,9 @@ def _index(joints, n: int, what: str):
     return idx
 
 
-def _chunks(batch: int, tp: int, tt: int, factor: int = 1):
-    step = max(1, _CHUNK_BYTES // max(1, tp * tt * 8 * factor))
+def _chunks(batch: int, tp: int, tt: int, factor: int, device: torch.device):
+    budget = _CHUNK_BYTES["cpu" if device.type == "cpu" else "other"]
+    step = max(1, budget // max(1, tp * tt * 8 * factor))
     for start in range(0, batch, step):
         yield slice(start, min(batch, start + step))
 
@@ -426,21 +486,26 @@ def dtw_joint_error(
     lt = _lengths(target_lengths, bsz, tt, "target_lengths")
     x, y, fit_idx, eval_idx = _prepare(pred, target, align, align_index, align_joints, eval_joints)
 
-    # On the torch engine, Procrustes holds 3x3 matrices and E aligned joints per cell.
-    factor = 1 if engine == "numba" else (12 + 3 * pred.shape[2] if align == "procrustes" else 3 * pred.shape[2])
     totals, lengths, paths = [], [], []
-    for sl in _chunks(bsz, tp, tt, factor):
-        if engine == "numba":
-            cost = np.zeros((sl.stop - sl.start, tp, tt), np.float64)
-            _cost_numba(x[sl], y[sl], lp[sl], lt[sl], align, fit_idx, eval_idx, frame_cost, cost)
-            cost = torch.from_numpy(cost)
-        else:
-            cost = _cost_torch(x[sl], y[sl], align, fit_idx, eval_idx, frame_cost)
-        res = dtw_from_cost(cost, lp[sl], lt[sl], return_path=return_path, engine=engine)
-        totals.append(res.cost)
-        lengths.append(res.path_length)
-        if return_path:
-            paths.extend(res.paths)
+    if engine == "numba" and not return_path:
+        total, length = _dtw_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost)
+        totals.append(total)
+        lengths.append(length)
+    else:
+        # cost matrices in chunks of pairs; the torch engine holds E distances per cell (Procrustes: 3x3
+        # matrices and E aligned joints)
+        factor = 1 if engine == "numba" else (18 + 3 * pred.shape[2] if align == "procrustes" else pred.shape[2])
+        for sl in _chunks(bsz, tp, tt, factor, pred.device):
+            if engine == "numba":
+                cost = torch.from_numpy(np.zeros((sl.stop - sl.start, tp, tt), np.float64))
+                _cost_numba(x[sl], y[sl], lp[sl], lt[sl], align, fit_idx, eval_idx, frame_cost, cost.numpy())
+            else:
+                cost = _cost_torch(x[sl], y[sl], align, fit_idx, eval_idx, frame_cost)
+            res = dtw_from_cost(cost, lp[sl], lt[sl], return_path=return_path, engine=engine)
+            totals.append(res.cost)
+            lengths.append(res.path_length)
+            if return_path:
+                paths.extend(res.paths)
     total = torch.cat(totals).to(pred.device)
     length = torch.cat(lengths).to(pred.device)
     out = total
@@ -513,28 +578,44 @@ def _np(t: torch.Tensor, dtype=None) -> np.ndarray:
     return np.ascontiguousarray(t.numpy())
 
 
-def _cost_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost, out) -> None:
-    lp_np, lt_np = lp.numpy(), lt.numpy()
+def _numba_inputs(x, y, align, fit_idx, eval_idx, frame_cost) -> tuple:
+    """Arrays of the numba kernels: (xf, yf, gy, xe, ye) for Procrustes, (a, b) otherwise."""
     if align == "procrustes":
-        x64, y64 = x.detach().to("cpu", torch.float64), y.detach().to("cpu", torch.float64)
-        xc, _ = centre_on(x64, fit_idx)
-        yc, _ = centre_on(y64, fit_idx)
+        if frame_cost != "mean_l2":
+            raise ValueError("align='procrustes' supports frame_cost='mean_l2' only")
+        xc, _ = centre_on(x.detach().to("cpu", torch.float64), fit_idx)
+        yc, _ = centre_on(y.detach().to("cpu", torch.float64), fit_idx)
         xf = xc if fit_idx is None else xc[:, :, fit_idx]
         yf = yc if fit_idx is None else yc[:, :, fit_idx]
         xe = xc if eval_idx is None else xc[:, :, eval_idx]
         ye = yc if eval_idx is None else yc[:, :, eval_idx]
-        if frame_cost != "mean_l2":
-            raise ValueError("align='procrustes' supports frame_cost='mean_l2' only")
         gy = (yf * yf).sum((-1, -2))
-        _procrustes_cost_kernel(_np(xf), _np(yf.permute(0, 2, 3, 1)), _np(gy), _np(xe), _np(ye.permute(0, 2, 3, 1)),
-                                lp_np, lt_np, out)
-        return
+        # target-side arrays as [B, K, 3, Tt]: the kernels' inner loops run over contiguous target frames
+        return _np(xf), _np(yf.permute(0, 2, 3, 1)), _np(gy), _np(xe), _np(ye.permute(0, 2, 3, 1))
     xe = x if eval_idx is None else x[:, :, eval_idx]
     ye = y if eval_idx is None else y[:, :, eval_idx]
     dtype = torch.float64 if (x.dtype == torch.float64 or y.dtype == torch.float64) else torch.float32
-    a = _np(xe.permute(0, 2, 3, 1), dtype)  # [B, J, 3, Tp]: the inner loop runs over contiguous target frames
-    b = _np(ye.permute(0, 2, 3, 1), dtype)
-    _joint_cost_kernel(a, b, lp_np, lt_np, frame_cost == "sum_l1", out)
+    return _np(xe.permute(0, 2, 3, 1), dtype), _np(ye.permute(0, 2, 3, 1), dtype)  # [B, J, 3, T]
+
+
+def _cost_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost, out) -> None:
+    arrays = _numba_inputs(x, y, align, fit_idx, eval_idx, frame_cost)
+    if align == "procrustes":
+        _procrustes_cost_kernel(*arrays, lp.numpy(), lt.numpy(), out)
+    else:
+        _joint_cost_kernel(*arrays, lp.numpy(), lt.numpy(), frame_cost == "sum_l1", out)
+
+
+def _dtw_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused cost + DP on CPU: ([B] float64 costs, [B] int64 path lengths)."""
+    arrays = _numba_inputs(x, y, align, fit_idx, eval_idx, frame_cost)
+    total = np.empty(x.shape[0], np.float64)
+    length = np.empty(x.shape[0], np.int64)
+    if align == "procrustes":
+        _procrustes_dtw_kernel(*arrays, lp.numpy(), lt.numpy(), total, length)
+    else:
+        _joint_dtw_kernel(*arrays, lp.numpy(), lt.numpy(), frame_cost == "sum_l1", total, length)
+    return torch.from_numpy(total), torch.from_numpy(length)
 
 
 def _cost_torch(x, y, align, fit_idx, eval_idx, frame_cost) -> torch.Tensor:
@@ -554,11 +635,10 @@ def _cost_torch(x, y, align, fit_idx, eval_idx, frame_cost) -> torch.Tensor:
         return (moved - ye[:, None]).norm(dim=-1).mean(-1)
     xe = x if eval_idx is None else x[:, :, eval_idx]
     ye = y if eval_idx is None else y[:, :, eval_idx]
-    xe, ye = xe.to(torch.float64), ye.to(torch.float64)
-    diff = xe[:, :, None] - ye[:, None]  # [B, Tp, Tt, E, 3]
+    xe, ye = xe.to(torch.float64).transpose(1, 2), ye.to(torch.float64).transpose(1, 2)  # [B, E, T, 3]
     if frame_cost == "sum_l1":
-        return diff.abs().sum((-1, -2))
-    return diff.norm(dim=-1).mean(-1)
+        return torch.cdist(xe, ye, p=1).sum(1)
+    return torch.cdist(xe, ye, compute_mode="donot_use_mm_for_euclid_dist").mean(1)  # exact, no |a|²+|b|²-2ab
 
 
 def _dp_wavefront(cost: torch.Tensor, lp: torch.Tensor, lt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
