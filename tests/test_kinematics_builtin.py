@@ -125,7 +125,9 @@ def test_joint_sets_order_and_names(flat):
         assert len(hand) == 21 and hand[0] == f"{side}_wrist"
         for f, finger in enumerate(("thumb", "index", "middle", "ring", "pinky")):
             assert hand[1 + 4 * f: 5 + 4 * f] == [f"{side}_{finger}{k}" for k in (1, 2, 3)] + [f"{side}_{finger}_tip"]
-    assert flat.joint_sets["body_align"] == tuple(range(70))
+    fingers = set(flat.joint_sets["lhand"][1:]) | set(flat.joint_sets["rhand"][1:])
+    assert len(fingers) == 40
+    assert flat.joint_sets["body_align"] == tuple(i for i in range(70) if i not in fingers)
     joints = flat(torch.randn(2, 5, RAW_DIM))
     assert flat.select(joints, "lhand").shape == (2, 5, 21, 3)
     torch.testing.assert_close(flat.select(joints, "body")[..., 0, :], joints[..., names.index("neck"), :])

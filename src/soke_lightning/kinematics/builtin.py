@@ -181,6 +181,11 @@ def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
     return matrix.reshape(*axis_angle.shape[:-1], 3, 3)
 
 
+def _finger_ids(ids: dict[str, int]) -> set[int]:
+    """Ids of the 15 finger joints and 5 fingertips of each hand (the hand sets minus their wrists)."""
+    return set(hand_set(ids, "left")[1:]) | set(hand_set(ids, "right")[1:])
+
+
 class BuiltinSkeleton(JointBackend):
     """Forward kinematics of the built-in skeleton: raw [..., 179] -> joints [..., 70, 3] in metres.
 
@@ -204,7 +209,11 @@ class BuiltinSkeleton(JointBackend):
             "body": body_set(ids),
             "lhand": hand_set(ids, "left"),
             "rhand": hand_set(ids, "right"),
-            "body_align": tuple(range(len(names))),
+            # SOKE fits the body Procrustes on all 144 SMPL-X joints, of which ~100 are rigid head/face/torso/leg
+            # points, so that fit is essentially a torso+head alignment. Our 70 joints are 57 % finger points: fitting
+            # on all of them would let the fingers drag the body alignment (body DTW-PA-JPE then exceeds DTW-JPE).
+            # So the builtin backend fits on every joint except the finger joints and fingertips (wrists included).
+            "body_align": tuple(i for i in range(len(names)) if i not in _finger_ids(ids)),
         }
         hidden = {ids["jaw"], ids["left_eyeball"], ids["right_eyeball"]}
         self.bones = tuple((p, c) for c, p in enumerate(parents) if p >= 0 and c not in hidden)
