@@ -81,3 +81,20 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     assert result["ddp"].keys() == result["single"].keys() and result["ddp"]
     for key, value in result["single"].items():
         assert result["ddp"][key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_with_the_builtin_joint_backend():
+    kinematics = pytest.importorskip("soke_lightning.kinematics")
+    backend = kinematics.get_joint_backend("builtin")
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(2, 2, 16, 133, generator=gen) * 0.2  # [pred/target, B, T, 133] denormalised features
+    with torch.no_grad():
+        joints = backend.from_features(feats)
+    metric = SignMotionMetrics(parts_from_joint_sets(backend.joint_sets), prefix="val/")
+    metric.update(joints[0], joints[1], torch.tensor([16, 9]), torch.tensor([12, 16]), ["asl", "csl"], ["a", "b"])
+    out = metric.compute()
+    assert len(out) == 2 * 2 * 5 and all(torch.isfinite(v) and v > 0 for v in out.values())
+    # identical sequences score zero under both variants
+    same = SignMotionMetrics(parts_from_joint_sets(backend.joint_sets))
+    same.update(joints[0], joints[0], None, None, ["dgs", "dgs"], ["a", "b"])
+    assert all(v.item() == pytest.approx(0.0, abs=1e-6) for v in same.compute().values())
