@@ -41,10 +41,10 @@ def _normalizer(store):
     return Normalizer.from_file(store / "normalization.pt")
 
 
-def _run(store, ckpt, out, splits=None):
+def _run(store, ckpt, out, splits=None, preview=0):
     ns = argparse.Namespace(tokenizer=str(ckpt), data=str(ROOT / "datamodules" / "synthsign.yaml"), out=str(out),
                             splits=splits or list(encode.DEFAULT_SPLITS), set=[f"init_args.stores=[{store}]"],
-                            batch_size=4, device="cpu")
+                            batch_size=4, device="cpu", preview=preview, preview_out=None)
     return encode.run(ns)
 
 
@@ -74,7 +74,9 @@ def test_encode_exports_every_split_with_matching_codes(store, tokenizer_ckpt, t
 
 
 def test_cache_from_another_tokenizer_is_refused(store, tokenizer_ckpt, tmp_path):
-    _run(store, tokenizer_ckpt, tmp_path / "cache", splits=["val"])
+    _run(store, tokenizer_ckpt, tmp_path / "cache", splits=["val"], preview=1)
+    gifs = list((tmp_path / "cache" / "preview").glob("*.gif"))
+    assert len(gifs) == 1 and gifs[0].stat().st_size > 1000
     other = SignTokenizer(**TINY)
     other_hash = tokenizer_hash(other)
     with pytest.raises(TokenCacheError) as err:

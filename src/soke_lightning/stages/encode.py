@@ -96,6 +96,29 @@ def encode_dataset(tokenizer, dataset, batch_size: int, device: torch.device, re
     return records, codes
 
 
+@torch.no_grad()
+def render_previews(tokenizer, dataset, count: int, folder: Path, device: torch.device, renormalize=None) -> list:
+    """Render the first ``count`` samples as ground truth | reconstruction (decoded codes) GIFs."""
+    from soke_lightning.kinematics import get_joint_backend
+    from soke_lightning.render.animation import render_animation
+
+    backend = get_joint_backend("builtin")
+    paths = []
+    for i in range(min(count, len(dataset))):
+        item = dataset[i]
+        poses = item.poses[None].to(device)
+        if renormalize is not None:
+            poses = renormalize(poses)
+        recon = tokenizer.decode(tokenizer.encode(poses))
+        norm = tokenizer.normalizer
+        joints = [backend.from_features(norm.denormalize(x)[0].cpu()) for x in (poses, recon)]
+        name = f"{item.corpus}_{item.name}".replace("/", "_")
+        paths.append(render_animation(joints, backend.bones, folder / f"{name}.gif",
+                                      titles=["ground truth", "reconstruction"], caption=item.text, fps=item.fps,
+                                      joint_sets=backend.joint_sets))
+    return paths
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", required=True, help="tokenizer checkpoint (stage-1 .ckpt or import-official)")
     parser.add_argument("--data", required=True, help="datamodule YAML (class_path + init_args), e.g. "
@@ -106,6 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a datamodule argument, e.g. --set init_args.stores=[data/synthsign-demo]")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--preview", type=int, default=0, metavar="N",
+                        help="also render N test samples as ground truth vs reconstruction GIFs (builtin skeleton)")
+    parser.add_argument("--preview-out", default=None, help="folder of the preview GIFs (default: OUT/preview)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -140,6 +166,11 @@ def run(args: argparse.Namespace) -> int:
         writer.write_split(split, records, codes)
         steps = sum(len(c) for c in codes)
         print(f"{split:<11} {len(records):>6} samples {steps:>8} code steps")
+    if args.preview > 0:
+        folder = Path(args.preview_out or Path(args.out) / "preview")
+        datasets = _datasets(dm, ["test"])
+        for path in render_previews(tokenizer, datasets["test"], args.preview, folder, device, renormalize):
+            print(f"preview {path}")
     print(f"wrote {args.out} (tokenizer hash {digest[:16]}..., parts {list(tokenizer.parts)}, "
           f"codebooks {tokenizer.codebook_sizes})")
     return 0
