@@ -196,3 +196,16 @@ def test_errors_name_the_problem():
         dtw_joint_error(x, x, eval_joints=[4])
     with pytest.raises(ValueError, match=r"\[B, T, J, 3\]"):
         dtw_joint_error(x[..., :2], x[..., :2])
+
+
+@pytest.mark.parametrize("flatness", [0.0, 1e-7, 1e-3])
+def test_procrustes_planar_and_reflected_frames_match_svd(flatness):
+    # flat hands are (nearly) planar point sets; mirrored targets need the reflection fix
+    g = torch.Generator().manual_seed(6)
+    pred = torch.randn(3, 8, 21, 3, generator=g, dtype=torch.float64)
+    pred[..., 2] *= flatness
+    target = pred.flip(1) * torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    target = target + 0.05 * torch.randn(target.shape, generator=g, dtype=torch.float64)
+    ours = pairwise_frame_cost(pred, target, align="procrustes")
+    svd = pairwise_frame_cost(pred, target, align="procrustes", engine="torch")
+    torch.testing.assert_close(ours, svd, rtol=1e-9, atol=1e-12)
