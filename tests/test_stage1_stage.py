@@ -117,3 +117,37 @@ def test_resume_from_checkpoint_is_bit_identical(store, tmp_path, monkeypatch):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert int(resumed.model.tokenizer.vaes["body"].quantizer.num_updates) == full.trainer.global_step
+
+
+def _batch(lengths, t_max, lang="asl"):
+    from soke_lightning.data.batch import SignBatch
+
+    b = len(lengths)
+    lengths = torch.tensor(lengths)
+    mask = torch.arange(t_max)[None] < lengths[:, None]
+    poses = torch.arange(t_max, dtype=torch.float32)[None, :, None].expand(b, t_max, 133) * mask[..., None]
+    return SignBatch(poses=poses.clone(), lengths=lengths, mask=mask, text=[""] * b, lang=[lang] * b,
+                     name=[str(i) for i in range(b)], corpus=["synthsign"] * b)
+
+
+def test_train_windows_are_aligned_slices_and_losses_mask_padding():
+    from soke_lightning.stages.tokenizer_stage import TokenizerStage
+
+    tok = SignTokenizer(width=8, code_dim=8, depth=1, codebook_sizes={"body": 4, "lhand": 4, "rhand": 4})
+    with pytest.raises(ValueError, match="multiple of the down-sampling rate 4"):
+        TokenizerStage(tok, train_window=30)
+    stage = TokenizerStage(tok, train_window=16, velocity_weight=1.0)
+    torch.manual_seed(0)
+    poses, lengths, mask = stage._windows(_batch([40, 12], 40))
+    assert poses.shape == (2, 16, 133) and lengths.tolist() == [16, 12]
+    start = int(poses[0, 0, 0])
+    assert start % 4 == 0 and torch.equal(poses[0, :, 0], torch.arange(start, start + 16, dtype=torch.float32))
+    assert torch.equal(poses[1, :12, 0], torch.arange(12, dtype=torch.float32)) and (poses[1, 12:] == 0).all()
+    # padded frames do not count in the reconstruction loss ("exclude"), they do in "reference"
+    target = torch.zeros(1, 8, 133)
+    recon = torch.zeros(1, 8, 133)
+    recon[:, 4:] = 5.0
+    m = torch.tensor([[True] * 4 + [False] * 4])
+    assert stage._recon_loss(recon, target, m) == 0
+    assert TokenizerStage(tok, loss_padding="reference")._recon_loss(recon, target, m) == 0
+    assert stage._recon_loss(recon, target, torch.ones_like(m)) > 0

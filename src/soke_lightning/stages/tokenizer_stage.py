@@ -114,6 +114,10 @@ class TokenizerStage(LightningModule):
             average over all elements).
         joint_backend: forward-kinematics backend of the metrics ("builtin" or "smplx").
         metric_languages: language keys reported separately (default: every language of the registry).
+        train_window: train on one random window of this many frames per sequence (a multiple of the tokenizer's
+            down-sampling rate; T2M-GPT's ``win_size``, unused by SOKE); None trains on whole sequences (SOKE).
+            Windows are drawn with the global torch RNG (seeded by ``seed_everything``), which checkpoints do not
+            restore, so a resumed run is bit-identical only with None.
     """
 
     def __init__(
@@ -132,12 +136,16 @@ class TokenizerStage(LightningModule):
         loss_padding: Literal["exclude", "reference"] = "exclude",
         joint_backend: str = "builtin",
         metric_languages: list[str] | None = None,
+        train_window: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer"])
         self.tokenizer = tokenizer
         if loss_padding not in ("exclude", "reference"):
             raise ValueError(f"loss_padding must be 'exclude' or 'reference', got {loss_padding!r}")
+        if train_window is not None and (train_window <= 0 or train_window % tokenizer.downsample_rate):
+            raise ValueError(f"train_window must be a positive multiple of the down-sampling rate "
+                             f"{tokenizer.downsample_rate}, got {train_window}")
         if normalization is not None:
             self._set_statistics(Normalizer.from_file(normalization), str(normalization))
         self._stats_loaded = normalization is not None
@@ -192,13 +200,31 @@ class TokenizerStage(LightningModule):
         both = (mask[:, 1:] & mask[:, :-1])
         return self._recon_loss(recon.diff(dim=1), target.diff(dim=1), both)
 
+    def _windows(self, batch: SignBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(poses, lengths, mask) of one random ``train_window``-frame window per sequence (or the whole batch)."""
+        window = self.hparams.train_window
+        if window is None or batch.poses.shape[1] <= window:
+            return batch.poses, batch.lengths, batch.mask
+        rate = self.tokenizer.downsample_rate
+        lengths = batch.lengths.to(batch.poses.device)
+        room = (lengths - window).clamp_min(0)
+        start = (torch.rand(len(batch), device=lengths.device) * (room + 1)).floor().long()
+        start = start - start % rate
+        steps = torch.arange(window, device=lengths.device)
+        idx = (start[:, None] + steps[None]).clamp(max=batch.poses.shape[1] - 1)
+        poses = batch.poses.gather(1, idx[..., None].expand(-1, -1, batch.poses.shape[-1]))
+        new_lengths = lengths.clamp(max=window)
+        mask = steps[None] < new_lengths[:, None]
+        return poses * mask[..., None], new_lengths, mask
+
     def training_step(self, batch: SignBatch, batch_idx: int) -> torch.Tensor:
-        out = self.tokenizer(batch.poses, batch.lengths)
-        recon = self._recon_loss(out.recon, batch.poses, batch.mask)
+        poses, lengths, mask = self._windows(batch)
+        out = self.tokenizer(poses, lengths)
+        recon = self._recon_loss(out.recon, poses, mask)
         loss = recon + self.hparams.commit_weight * out.commit_loss
         logs = {"train/recon": recon, "train/commit": out.commit_loss}
         if self.hparams.velocity_weight > 0:
-            vel = self._velocity_loss(out.recon, batch.poses, batch.mask)
+            vel = self._velocity_loss(out.recon, poses, mask)
             loss = loss + self.hparams.velocity_weight * vel
             logs["train/velocity"] = vel
         for part, p in out.parts.items():
