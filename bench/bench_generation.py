@@ -5,17 +5,17 @@ Two sizes: a demo-sized mBART (d_model 256, 3+3 layers, 8 k text tokens) generat
 an mBART-large-cc25-sized one (d_model 1024, 12+12 layers, 250 k text tokens, ~610 M parameters) generating only
 ``--large-codes`` codes at batch 1 (a shared 2-core CPU cannot time 100 steps of it in reasonable time).
 Generation runs with ``stop_on="never"`` so every scheme decodes the same number of codes; timings exclude model
-building. Memory: on CPU the peak resident-set growth during one generation call (sampled every 2 ms), on CUDA
-``max_memory_allocated`` above the model. Every ratio compares runs of this same process.
+building. Memory: the KV cache size after the run (computed from its shapes), the process's peak RSS after each
+config (model included), and on CUDA ``max_memory_allocated`` above the model. Every ratio compares runs of this
+same process; on a shared CPU, other processes' load makes absolute times noisy (rerun, compare ratios).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
+import resource
 import statistics
-import threading
 import time
 
 import torch
@@ -33,60 +33,40 @@ CONFIGS = {
 }
 
 
-class _PeakMemory:
-    """Peak memory growth (MB) while the block runs: CUDA allocator peak, or sampled RSS on CPU."""
+def _kv_cache_mb(model, rows: int, steps: int, prompt_tokens: int) -> float:
+    """Size of the decoder KV cache after ``steps`` steps: keys + values of self- and cross-attention, all layers."""
+    config = model.mbart.config
+    dtype_bytes = next(model.parameters()).element_size()
+    return 2 * config.decoder_layers * rows * (steps + prompt_tokens) * config.d_model * dtype_bytes / 2**20
 
-    def __init__(self, device: torch.device):
-        self.device, self.peak_mb = device, 0.0
 
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def __enter__(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self._base = torch.cuda.memory_allocated()
-            return self
-        self._base = self._peak = self._rss()
-        self._stop = threading.Event()
-
-        def sample():
-            while not self._stop.wait(0.002):
-                self._peak = max(self._peak, self._rss())
-
-        self._thread = threading.Thread(target=sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak_mb = (torch.cuda.max_memory_allocated() - self._base) / 2**20
-        else:
-            self._stop.set()
-            self._thread.join()
-            self._peak = max(self._peak, self._rss())
-            self.peak_mb = (self._peak - self._base) / 2**20
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _time(model, src, mask, tags, repeats, **kw) -> dict:
     device = src.device
-    times, result, peak = [], None, 0.0
+    times, result = [], None
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
     for _ in range(repeats):
-        with _PeakMemory(device) as mem:
-            start = time.perf_counter()
-            result = model.generate(src, mask, tags, stop_on="never", **kw)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        peak = max(peak, mem.peak_mb)
+        start = time.perf_counter()
+        result = model.generate(src, mask, tags, stop_on="never", **kw)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
     latency = statistics.median(times)
-    return {"latency_s_per_sample": round(latency / src.shape[0], 4), "batch_latency_s": round(latency, 4),
-            "steps": result.steps, "ms_per_step": round(1000 * latency / result.steps, 2),
-            "peak_extra_mb": round(peak, 1), "codes": int(result.codes.shape[1])}
+    rows = src.shape[0] * (len(PARTS) if model.decoding == "parallel" else 1)
+    out = {"latency_s_per_sample": round(latency / src.shape[0], 4), "batch_latency_s": round(latency, 4),
+           "steps": result.steps, "ms_per_step": round(1000 * latency / result.steps, 2),
+           "codes": int(result.codes.shape[1])}
+    if kw.get("use_cache"):
+        out["kv_cache_mb"] = round(_kv_cache_mb(model, rows, result.steps, src.shape[1]), 2)
+    if device.type == "cuda":
+        out["cuda_peak_extra_mb"] = round((torch.cuda.max_memory_allocated() - base) / 2**20, 1)
+    return out
 
 
 def bench_config(name: str, max_codes: int, batch: int, prompt_tokens: int, repeats: int, device: torch.device,
@@ -110,6 +90,7 @@ def bench_config(name: str, max_codes: int, batch: int, prompt_tokens: int, repe
         runs["kv_speedup"] = round(runs["no_kv"]["batch_latency_s"] / runs["kv"]["batch_latency_s"], 2)
         out["runs"][scheme] = runs
         del model
+    out["process_peak_rss_mb"] = round(_peak_rss_mb(), 1)
     runs = out["runs"]
     if "multihead" in runs:
         base = runs["multihead"]["kv"]
@@ -126,13 +107,17 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--demo-batch", type=int, default=1)
     parser.add_argument("--large-codes", type=int, default=8)
     parser.add_argument("--prompt-tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3, help="median of this many runs (demo config)")
+    parser.add_argument("--repeats", type=int, default=2, help="median of this many runs (demo config)")
     parser.add_argument("--skip-large", action="store_true", help="only the demo-sized config")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads; on a shared CPU 2 threads were 15x slower per step than 1 "
+                             "(threads wait for each other), so 1 gives stable ratios")
     parser.add_argument("--schemes", nargs="+", default=["multihead", "flattened", "parallel"])
     args = parser.parse_args(argv)
     logging.getLogger("transformers").setLevel(logging.ERROR)
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
     result = {"device": str(device), "torch_threads": torch.get_num_threads(),
               "configs": {"demo": bench_config("demo", args.demo_codes, args.demo_batch, args.prompt_tokens,
                                                args.repeats, device, args.schemes)}}
