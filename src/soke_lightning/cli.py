@@ -29,6 +29,9 @@ TOOLS: dict[str, tuple[str, str]] = {
     "render": ("soke_lightning.render.cli", "render samples of a store as skeleton animations (GIF)"),
     "encode": ("soke_lightning.stages.encode", "export token codes of every sample with a trained tokenizer"),
     "import-official": ("soke_lightning.models.official", "convert the official SOKE tokenizer checkpoint"),
+    "generate": ("soke_lightning.stages.generate", "text -> sign motion (.npz, joints, GIF) with a stage-2 checkpoint"),
+    "dict": ("soke_lightning.retrieval.cli", "sign dictionaries for retrieval: build / import / match / info"),
+    "sweep": ("soke_lightning.sweep", "run a wandb-format sweep locally (grid / random), resumable"),
 }
 
 
