@@ -114,6 +114,13 @@ def test_pose_round_trip_with_pose_format(tmp_path, backend):
     # Missing points are masked (confidence 0), present ones have confidence 1.
     conf = np.asarray(pose.body.confidence)[:, 0]
     assert set(np.unique(conf)) == {0.0, 1.0} and conf[:, 33:].min() == 1.0
+    # pose-format's own tools recognise the file as MediaPipe Holistic and normalise it by the shoulders.
+    from pose_format.utils.generic import detect_known_pose_format
+
+    assert detect_known_pose_format(pose) == "holistic"
+    data = pose.normalize().body.data[:, 0]
+    shoulders = [header.get_point_index("POSE_LANDMARKS", f"{side}_SHOULDER") for side in ("LEFT", "RIGHT")]
+    assert np.linalg.norm(data[:, shoulders[0]] - data[:, shoulders[1]], axis=-1).mean() == pytest.approx(1.0)
 
 
 def test_pose_image_orientation(tmp_path, backend):
