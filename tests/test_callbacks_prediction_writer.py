@@ -194,3 +194,24 @@ def test_writer_two_ddp_ranks(tmp_path):
                for r in (0, 1)]
     assert sorted(indexes[0] + indexes[1]) == [f"clip/{i}" for i in range(5)]
     assert len({p.name for p in out.glob("*.npz")}) == 5
+
+
+def test_writer_with_smplx_backend(tmp_path):
+    """The .pose/.npz path only relies on joint sets and names, so the SMPL-X backend works as well."""
+    pytest.importorskip("smplx")
+    from soke_lightning.render.exports import MEDIAPIPE_BODY_POINTS, load_smplx_npz, read_pose
+    from test_metrics_smplx_backend import write_random_smplx
+
+    (tmp_path / "model" / "smplx").mkdir(parents=True)
+    write_random_smplx(tmp_path / "model" / "smplx" / "SMPLX_NEUTRAL.npz")
+    writer = PredictionWriter(tmp_path / "out", formats=["npz", "pose"], backend="smplx",
+                              backend_kwargs={"model_dir": str(tmp_path / "model")})
+    writer.write([MotionPrediction(name="clip", text="t", lang="asl", raw=_motion(0), fps=25)])
+    motion = load_smplx_npz(tmp_path / "out" / "clip.npz")
+    back = read_pose(tmp_path / "out" / "clip.pose")
+    backend = writer.backend
+    np.testing.assert_allclose(back.rhand, backend.select(torch.from_numpy(motion.joints), "rhand").numpy(),
+                               atol=1e-5)
+    hip = MEDIAPIPE_BODY_POINTS.index("LEFT_HIP")
+    assert back.body_valid[hip]
+    np.testing.assert_allclose(back.body[:, hip], motion.joints[:, backend.joint_names.index("left_hip")], atol=1e-5)

@@ -124,6 +124,7 @@ class PredictionWriter(BasePredictionWriter):
         formats: any of "npz" (SMPL-X parameters + joints), "pose" (pose-format), "bvh" (builtin skeleton only),
             "gif" (skeleton animation; ground truth | prediction when the reference is present).
         backend: joint backend for joints, .pose, BVH and GIF ("builtin" or "smplx"; BVH needs "builtin").
+        backend_kwargs: options of that backend (e.g. the SMPL-X model folder of the smplx backend).
         write_interval: "batch" (write as predictions arrive; default) or "epoch" (write all at the end; needs
             ``trainer.predict(..., return_predictions=True)``).
         gif_height: pixel height of GIF panels.
@@ -132,7 +133,7 @@ class PredictionWriter(BasePredictionWriter):
 
     def __init__(self, out_dir: str | Path, formats: Sequence[str] = ("npz", "pose"), backend: str = "builtin",
                  write_interval: Literal["batch", "epoch"] = "batch", gif_height: int = 300,
-                 bvh_unit: Literal["cm", "m"] = "cm"):
+                 bvh_unit: Literal["cm", "m"] = "cm", backend_kwargs: dict[str, Any] | None = None):
         if write_interval not in ("batch", "epoch"):
             raise ValueError(f"PredictionWriter: write_interval must be 'batch' or 'epoch', got {write_interval!r}")
         super().__init__(write_interval)
@@ -146,6 +147,7 @@ class PredictionWriter(BasePredictionWriter):
         self.out_dir = Path(out_dir)
         self.formats = formats
         self.backend_name = backend
+        self.backend_kwargs = dict(backend_kwargs or {})
         self.gif_height = gif_height
         self.bvh_unit = bvh_unit
         self._backend = None
@@ -159,7 +161,7 @@ class PredictionWriter(BasePredictionWriter):
         if self._backend is None:
             from soke_lightning.kinematics import get_joint_backend
 
-            self._backend = get_joint_backend(self.backend_name)
+            self._backend = get_joint_backend(self.backend_name, **self.backend_kwargs)
         return self._backend
 
     def on_predict_start(self, trainer, pl_module) -> None:
