@@ -179,6 +179,7 @@ print(f"RANK {{trainer.global_rank}} WROTE {{writer.num_written}}", flush=True)
 """
 
 
+@pytest.mark.ddp
 def test_writer_two_ddp_ranks(tmp_path):
     """Each rank writes its own samples: every name once, two disjoint per-rank indexes, one total logged."""
     out = tmp_path / "out"
