@@ -1,0 +1,362 @@
+"""Retrieval for arbitrary text: find dictionary words in a sentence and spell them into the encoder prompt.
+
+SOKE only shipped pre-computed keyword lists per sample name (SOKE_SPEC §5.2), so new text could not be
+served. Two matchers:
+
+* ``words`` (default): only the input language's entries are searched. English / German: the text is split into
+  normalised word tokens (NFKC, lower case, punctuation stripped; ``-``, ``'`` and ``+`` stay inside a word, as in
+  Phoenix glosses), dictionary entries are token sequences (multi-word entries are phrases), and the text is
+  scanned left to right taking the longest entry that starts at each token (greedy longest match), so no entry
+  matches inside another word. Chinese (a character-segmented language, :data:`CHARACTER_SEGMENTED`): the same
+  greedy longest match over characters, i.e. dictionary-driven forward maximum-matching segmentation; runs of
+  Latin letters / digits are single tokens.
+* ``soke_substring`` (parity with the reference): every key of EVERY language, in dictionary order, that occurs
+  as a raw substring of the lower-cased sentence, stable-sorted by key length (§5.2): "two" inside "mittwoch"
+  included.
+
+Selection (:func:`select`): hits are de-duplicated by word, then ``order="longest"`` keeps the ``top_k`` longest
+keys (in characters) longest first, ties in text order (SOKE's order; the reference breaks ties by dictionary
+order), and ``order="text"`` keeps the first ``top_k`` hits in text order. Each retrieved entry contributes its
+first exemplar, subsampled to at most ``max_codes_per_entry`` steps with ``floor(linspace(0, L-1, n))`` (§5.3).
+
+Prompt (:func:`format_prompt`, §4.4 / §5.3): ``text`` + for each entry i = 1..k the language's separator
+(``" Key word {i}, "``, ``" 关键词 {i}, "``, ``" Schlüsselwort {i}, "``) + its code steps as motion-token
+triplets ``<body_b><lhand_l><rhand_r>`` (:func:`~soke_lightning.models.text_tokenizer.motion_string`, so the
+retrieval tokens are exactly the model's tokens). :func:`fit_to_budget` drops whole entries from the end until
+the prompt fits a token budget. :func:`build_prompt` does all of it and is what the retrieval callback,
+``soke dict match`` and ``soke generate`` call.
+
+Coverage (:func:`content_coverage`): a *content word* is a token (Chinese: a segment of the dictionary-driven
+segmentation, where function words also count as segments and an unmatched character is a segment of its own)
+that is alphabetic and not in :data:`FUNCTION_WORDS`; it is *covered* when it lies inside a ``words``-matcher hit
+(any hit, not only the top k). Chinese words missing from the dictionary count once per character, so Chinese
+coverage is a lower bound.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from soke_lightning.data.languages import get_language
+from soke_lightning.retrieval.dictionary import SignDictionary
+
+#: Spoken languages written without spaces: segmented into characters and matched against the dictionary.
+CHARACTER_SEGMENTED = frozenset({"zh", "ja"})
+
+#: Function words per spoken language (ISO-639-1): words that carry no sign of their own, so they are not counted
+#: as content words by :func:`content_coverage`. Declared here, once. They include every word SynthSign's grammar
+#: inserts without a sign (articles, auxiliaries, copulas, prepositions, negation, Chinese aspect particles and
+#: measure words) plus common ones of the real corpora. Pronouns are signed (IX) and are NOT listed.
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    "en": frozenset(
+        "a an the this that these those am is are was were be been being will would shall should can could may "
+        "might must do does did done have has had having not n't 's to of in on at by for with from into onto as "
+        "and or but if than then so there here it its".split()),
+    "de": frozenset(
+        "der die das den dem des ein eine einen einem einer eines bin bist ist sind seid war warst waren wart "
+        "sein gewesen habe hast hat haben habt hatte hatten werde wirst wird werden werdet wurde wurden worden "
+        "nicht es gibt gab im in am an auf aus bei mit nach von vom zu zum zur und oder aber als auch noch so "
+        "dann da".split()),
+    "zh": frozenset(
+        "的 了 吗 呢 吧 啊 着 过 很 会 不 没 没有 有 是 在 和 与 就 都 也 还 要 "
+        "个 只 头 匹 本 条 张 块 把 辆 碗 杯 份 双 封 幅 部 根 朵 场 家 所 片 位 件 次 种".split()),
+}
+
+_LATIN_WORD = r"[^\W_]+(?:[-'+][^\W_]+)*"
+_CJK_CLASS = r"\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_WORD_RE = re.compile(_LATIN_WORD)
+_CHAR_RE = re.compile(rf"[{_CJK_CLASS}]|[^\W_{_CJK_CLASS}]+(?:[-'+][^\W_{_CJK_CLASS}]+)*")
+_MOTION_TOKEN = re.compile(r"<[A-Za-z]+_\d+>")
+
+Order = Literal["longest", "text"]
+
+
+@dataclass(frozen=True)
+class Token:
+    """A normalised token and its character span ``[start, end)`` in the (NFKC-normalised) text."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Match:
+    """A dictionary hit.
+
+    Attributes:
+        word: the dictionary key.
+        lang: the language whose dictionary section holds it (another one only with ``soke_substring``).
+        start / end: character span in the NFKC-normalised text.
+        tokens: ``(first, count)`` token span for the ``words`` matcher, None for ``soke_substring``.
+    """
+
+    word: str
+    lang: str
+    start: int
+    end: int
+    tokens: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class RetrievedEntry:
+    """An entry injected into the prompt.
+
+    Attributes:
+        match: where it was found.
+        codes: [n, P] codes put in the prompt (subsampled).
+        total_codes: steps of the exemplar before subsampling.
+    """
+
+    match: Match
+    codes: np.ndarray
+    total_codes: int
+
+    @property
+    def word(self) -> str:
+        return self.match.word
+
+
+def spoken(lang: str) -> str:
+    """The spoken language (ISO code) of sign-language key ``lang``."""
+    return get_language(lang).spoken_language
+
+
+def normalize_text(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+def tokenize(text: str, lang: str) -> list[Token]:
+    """Normalised tokens of ``text`` for language key ``lang`` (characters for Chinese, words otherwise)."""
+    text = normalize_text(text)
+    pattern = _CHAR_RE if spoken(lang) in CHARACTER_SEGMENTED else _WORD_RE
+    return [Token(m.group().lower(), m.start(), m.end()) for m in pattern.finditer(text)]
+
+
+def is_content_word(word: str, lang: str) -> bool:
+    """Alphabetic and not a function word of ``lang``'s spoken language (see :data:`FUNCTION_WORDS`)."""
+    return re.sub(r"[-'+ ]", "", word).isalpha() and word not in FUNCTION_WORDS.get(spoken(lang), frozenset())
+
+
+# --------------------------------------------------------------------------------------------------- matchers
+class WordMatcher:
+    """Greedy longest match of dictionary phrases over word tokens (characters for Chinese), per language.
+
+    Args:
+        dictionary: the sign dictionary.
+    """
+
+    name = "words"
+
+    def __init__(self, dictionary: SignDictionary):
+        self.dictionary = dictionary
+        self._index: dict[tuple[str, bool], tuple[dict[tuple[str, ...], str], int]] = {}
+
+    def _lookup(self, lang: str, with_function_words: bool = False):
+        key = (lang, with_function_words)
+        if key not in self._index:
+            table: dict[tuple[str, ...], str] = {}
+            for word in self.dictionary.words(lang):
+                table.setdefault(tuple(t.text for t in tokenize(word, lang)), word)
+            if with_function_words:
+                for word in FUNCTION_WORDS.get(spoken(lang), ()):
+                    table.setdefault(tuple(t.text for t in tokenize(word, lang)), word)
+            table.pop((), None)
+            self._index[key] = (table, max(map(len, table), default=0))
+        return self._index[key]
+
+    def _scan(self, tokens: list[Token], table, longest: int) -> list[tuple[int, int, str]]:
+        out, i = [], 0
+        keys = [t.text for t in tokens]
+        while i < len(tokens):
+            for n in range(min(longest, len(tokens) - i), 0, -1):
+                word = table.get(tuple(keys[i:i + n]))
+                if word is not None:
+                    out.append((i, n, word))
+                    i += n
+                    break
+            else:
+                i += 1
+        return out
+
+    def match(self, text: str, lang: str) -> list[Match]:
+        """Non-overlapping hits of ``lang``'s entries in text order."""
+        tokens = tokenize(text, lang)
+        table, longest = self._lookup(lang)
+        return [Match(word, lang, tokens[i].start, tokens[i + n - 1].end, (i, n))
+                for i, n, word in self._scan(tokens, table, longest)]
+
+    def units(self, text: str, lang: str) -> list[tuple[str, bool]]:
+        """The text as coverage units ``(unit, covered)``: tokens, or for Chinese dictionary-driven segments."""
+        tokens = tokenize(text, lang)
+        covered = [False] * len(tokens)
+        for m in self.match(text, lang):
+            first, n = m.tokens
+            covered[first:first + n] = [True] * n
+        if spoken(lang) not in CHARACTER_SEGMENTED:
+            return [(t.text, c) for t, c in zip(tokens, covered)]
+        # Chinese: segment with dictionary words AND function words, so "没有" is one (function) unit.
+        table, longest = self._lookup(lang, with_function_words=True)
+        units, i = [], 0
+        for start, n, _ in self._scan(tokens, table, longest) + [(len(tokens), 0, "")]:
+            units += [(tokens[j].text, covered[j]) for j in range(i, start)]
+            if n:
+                units.append(("".join(t.text for t in tokens[start:start + n]), all(covered[start:start + n])))
+            i = start + n
+        return units
+
+
+class SokeSubstringMatcher:
+    """SOKE's matcher (SOKE_SPEC §5.2): raw lower-cased substring hits of every key, stable-sorted longest first.
+
+    Args:
+        dictionary: the sign dictionary.
+        all_languages: search every language's entries (the reference has no language filter); False: only the
+            input language's.
+    """
+
+    name = "soke_substring"
+
+    def __init__(self, dictionary: SignDictionary, all_languages: bool = True):
+        self.dictionary = dictionary
+        self.all_languages = all_languages
+
+    def match(self, text: str, lang: str) -> list[Match]:
+        lowered = normalize_text(text).lower()
+        langs = self.dictionary.languages if self.all_languages else (lang,)
+        seen, hits = set(), []
+        for source in langs:
+            for word in self.dictionary.words(source):
+                if word in seen:
+                    continue
+                pos = lowered.find(word)
+                if pos >= 0:
+                    seen.add(word)
+                    hits.append(Match(word, source, pos, pos + len(word)))
+        return sorted(hits, key=lambda m: -len(m.word))
+
+
+MATCHERS: dict[str, type] = {"words": WordMatcher, "soke_substring": SokeSubstringMatcher}
+
+
+def get_matcher(name: str, dictionary: SignDictionary):
+    """Instantiate matcher ``name`` ("words" or "soke_substring") over ``dictionary``."""
+    try:
+        return MATCHERS[name](dictionary)
+    except KeyError:
+        raise KeyError(f"unknown retrieval matcher {name!r}; valid: {sorted(MATCHERS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- prompt
+def subsample_codes(codes: np.ndarray, max_steps: int | None) -> np.ndarray:
+    """Keep ``floor(linspace(0, L-1, max_steps))`` of the L steps when L > max_steps (SOKE_SPEC §5.3)."""
+    if max_steps is None or len(codes) <= max_steps:
+        return codes
+    if max_steps < 1:
+        raise ValueError(f"max_codes_per_entry must be >= 1 or None, got {max_steps}")
+    return codes[np.floor(np.linspace(0, len(codes) - 1, max_steps)).astype(np.int64)]
+
+
+def select(matches: Sequence[Match], top_k: int | None, order: Order = "longest") -> list[Match]:
+    """De-duplicate by word, order (``longest``: key length descending, stable; ``text``: as found) and cut."""
+    if order not in ("longest", "text"):
+        raise ValueError(f"retrieval order must be 'longest' or 'text', got {order!r}")
+    unique, seen = [], set()
+    for m in matches:
+        if m.word not in seen:
+            seen.add(m.word)
+            unique.append(m)
+    if order == "longest":
+        unique = sorted(unique, key=lambda m: -len(m.word))
+    else:
+        unique = sorted(unique, key=lambda m: m.start)
+    return unique if top_k is None else unique[:top_k]
+
+
+def retrieve(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
+             max_codes_per_entry: int | None = 10, order: Order = "longest",
+             matcher: str | WordMatcher | SokeSubstringMatcher = "words") -> list[RetrievedEntry]:
+    """The entries retrieval injects for ``text``, in prompt order (see module docstring)."""
+    matcher = get_matcher(matcher, dictionary) if isinstance(matcher, str) else matcher
+    out = []
+    for m in select(matcher.match(text, lang), top_k, order):
+        exemplar = dictionary.exemplars(m.lang, m.word)[0]
+        out.append(RetrievedEntry(m, subsample_codes(exemplar, max_codes_per_entry), len(exemplar)))
+    return out
+
+
+def format_prompt(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str]) -> str:
+    """``text`` + ``separator(i) + motion tokens`` for every entry (SOKE_SPEC §5.3)."""
+    from soke_lightning.models.text_tokenizer import motion_string
+
+    separator = get_language(lang).retrieval_separator
+    return text + "".join(separator.format(i=i) + motion_string(e.codes, parts) for i, e in enumerate(entries, 1))
+
+
+def approximate_token_count(prompt: str) -> int:
+    """An upper bound of the tokens a prompt needs without its tokenizer.
+
+    Motion tokens are single added tokens and counted exactly; every other character counts as one token, which
+    no SentencePiece / BPE tokenizer exceeds (each token covers at least one character; a space merges into the
+    following word).
+    """
+    motion = _MOTION_TOKEN.findall(prompt)
+    return len(motion) + len(prompt) - sum(map(len, motion))
+
+
+def fit_to_budget(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str],
+                  max_tokens: int | None, count_tokens: Callable[[str], int] | None = None,
+                  reserved: int = 2) -> tuple[str, list[RetrievedEntry]]:
+    """Drop whole entries from the end until the prompt plus ``reserved`` tokens (``</s>`` and the language
+    code) fits ``max_tokens``; a sentence longer than the budget keeps no entry (the LM truncates the text).
+
+    Returns:
+        (prompt, kept entries).
+    """
+    kept = list(entries)
+    prompt = format_prompt(text, lang, kept, parts)
+    if max_tokens is None:
+        return prompt, kept
+    count = count_tokens or approximate_token_count
+    while kept and count(prompt) + reserved > max_tokens:
+        kept.pop()
+        prompt = format_prompt(text, lang, kept, parts)
+    return prompt, kept
+
+
+def build_prompt(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
+                 max_codes_per_entry: int | None = 10, order: Order = "longest",
+                 matcher: str | WordMatcher | SokeSubstringMatcher = "words", max_tokens: int | None = None,
+                 count_tokens: Callable[[str], int] | None = None) -> tuple[str, list[RetrievedEntry]]:
+    """The encoder prompt of ``text``: the sentence followed by the retrieved signs' motion tokens.
+
+    Args:
+        text: the spoken-language sentence.
+        lang: its sign-language key ("asl", "csl", "dgs").
+        dictionary: the sign dictionary (bound to the model's tokenizer).
+        top_k: entries to inject (SOKE: 3; None = all hits).
+        max_codes_per_entry: code steps per entry, subsampled with linspace (SOKE: 10; None = all).
+        order: "longest" (SOKE) or "text" (see :func:`select`).
+        matcher: "words" (default), "soke_substring" (parity) or a matcher instance (reuse its index).
+        max_tokens: token budget of the whole encoder input (SOKE: 256) or None for no limit.
+        count_tokens: counts a prompt's tokens (the model's text tokenizer); default
+            :func:`approximate_token_count`, an upper bound.
+
+    Returns:
+        (prompt, the entries in it, in prompt order).
+    """
+    entries = retrieve(text, lang, dictionary, top_k=top_k, max_codes_per_entry=max_codes_per_entry, order=order,
+                       matcher=matcher)
+    return fit_to_budget(text, lang, entries, dictionary.parts, max_tokens, count_tokens)
+
+
+def content_coverage(text: str, lang: str, matcher: WordMatcher) -> tuple[int, int]:
+    """(content words, covered content words) of ``text`` (definitions in the module docstring)."""
+    units = [(u, c) for u, c in matcher.units(text, lang) if is_content_word(u, lang)]
+    return len(units), sum(c for _, c in units)
