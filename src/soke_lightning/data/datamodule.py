@@ -14,11 +14,14 @@ samplers shard by themselves (they are ``DistributedSampler`` instances, which L
 sequential, validation and test Lightning inserts its own non-shuffling ``DistributedSampler``, which pads a
 shard with repeated samples — metrics de-duplicate by ``SignBatch.keys``.
 
-Stage 2 (seam): the LM stage reads the text and the motion-token codes of every sample instead of its motion. The
-token cache written by ``soke encode`` (stage-2 issue) plugs in at :class:`SignDataset`: it maps ``corpus/name``
-to codes ``[L, P]``; ``SignDataset.__getitem__`` attaches them to :attr:`SignItem.codes` and :func:`collate`
-pads them with -1 into ``SignBatch.codes`` / ``SignBatch.code_lengths`` (fields that exist already). A
-DataModule argument naming the cache is added together with that reader, not before.
+Stage 2: with ``token_cache`` (a directory written by ``soke encode``), every item also carries its motion-token
+codes ``[L, P]`` (:attr:`SignItem.codes`, looked up by ``corpus/name`` in the cache split of the same name) and
+:func:`collate` pads them with -1 into ``SignBatch.codes`` / ``SignBatch.code_lengths``. The LM stage trains on
+text + codes and still receives the poses, which validation/test compare generated motion against. The cache is
+tied to one tokenizer: ``tokenizer_hash`` (or :meth:`SignDataModule.check_token_cache`, which the LM stage calls
+with its frozen tokenizer's hash) refuses a cache made by another one. Optional code-level augmentation of the
+training split (SOKE_SPEC §4.5): centre-crop the codes to a multiple of ``code_unit`` (SOKE: 4) and, with
+probability ``code_drop_prob`` (SOKE: 1/3), drop one code at the head or the tail.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from soke_lightning.data.normalization import EPS, STATS_FILE, Normalizer
 from soke_lightning.data.processing import TemporalProcessing
 from soke_lightning.data.sampler import LanguageBalancedSampler, world_and_rank
 from soke_lightning.data.store import PackedStore, StoreSplit, open_store
+from soke_lightning.data.token_cache import TokenCache, TokenSplit, open_token_cache
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ class SignItem:
         lang: language key ("asl", "csl", "dgs").
         corpus: corpus id.
         fps: frame rate of ``poses`` (after the fps cap).
+        codes: [L, P] motion-token codes from the token cache (stage 2), else None.
     """
 
     poses: torch.Tensor
@@ -67,16 +72,29 @@ class SignItem:
     lang: str
     corpus: str
     fps: float
+    codes: torch.Tensor | None = None
 
 
 def collate(items: Sequence[SignItem]) -> SignBatch:
     """Pad a list of items into a :class:`SignBatch` (zeros in normalised space = the mean pose).
 
     Returns:
-        SignBatch with poses [B, T_max, 133], lengths [B], mask [B, T_max].
+        SignBatch with poses [B, T_max, 133], lengths [B], mask [B, T_max]; with codes also codes [B, L_max, P]
+        (padded with -1) and code_lengths [B].
     """
     if not items:
         raise ValueError("collate: empty batch")
+    with_codes = [it.codes is not None for it in items]
+    if any(with_codes) and not all(with_codes):
+        raise ValueError("collate: some items carry token codes and others do not; give every dataset of the "
+                         "batch the same token cache")
+    codes = code_lengths = None
+    if all(with_codes):
+        code_lengths = torch.tensor([it.codes.shape[0] for it in items], dtype=torch.long)
+        padded = np.full((len(items), max(1, int(code_lengths.max())), items[0].codes.shape[1]), -1, dtype=np.int64)
+        for i, it in enumerate(items):
+            padded[i, : it.codes.shape[0]] = it.codes.numpy()
+        codes = torch.from_numpy(padded)
     lengths = torch.tensor([it.poses.shape[0] for it in items], dtype=torch.long)
     # Filled in numpy: torch's parallel fill/copy kernels are far slower on a few busy cores (see __getitem__).
     poses = np.zeros((len(items), int(lengths.max()), FEATURE_DIM), dtype=np.float32)
@@ -91,6 +109,9 @@ def collate(items: Sequence[SignItem]) -> SignBatch:
         lang=[it.lang for it in items],
         name=[it.name for it in items],
         corpus=[it.corpus for it in items],
+        codes=codes,
+        code_lengths=code_lengths,
+        extra={"fps": [it.fps for it in items]},
     )
 
 
@@ -106,6 +127,9 @@ class SignDataset(Dataset):
         processing: the temporal rule (fps cap + length rule).
         languages: keep only samples of these language keys (None = all).
         random_crop: crop at a random offset instead of the centre (training augmentation; SOKE crops the centre).
+        tokens: token-cache split holding the codes of every item (stage 2); None: items carry no codes.
+        code_unit: centre-crop codes to a multiple of this many steps (SOKE's stage-2 dataset: 4; 1 = off).
+        code_drop_prob: probability of dropping one code at the head or the tail (50/50; SOKE: 1/3).
     """
 
     def __init__(
@@ -115,6 +139,9 @@ class SignDataset(Dataset):
         processing: TemporalProcessing | None = None,
         languages: Sequence[str] | None = None,
         random_crop: bool = False,
+        tokens: TokenSplit | None = None,
+        code_unit: int = 1,
+        code_drop_prob: float = 0.0,
     ):
         self.sources = [(str(sp.root), sp.name) for sp in splits]
         self._splits: list[StoreSplit | None] = list(splits)
@@ -135,6 +162,31 @@ class SignDataset(Dataset):
         ]
         self.entries = np.array(entries, dtype=np.int64).reshape(-1, 2)
         self._fps_caps: dict[str, float | None] = {}
+        self.tokens = tokens
+        self.code_unit = int(code_unit)
+        self.code_drop_prob = float(code_drop_prob)
+        if tokens is not None:
+            missing = [k for k in self.keys if k not in tokens]
+            if missing:
+                raise KeyError(f"token cache split {tokens.name!r} lacks {len(missing)} of {len(self)} samples (e.g. "
+                               f"{missing[:3]}); re-run `soke encode` on the same stores {[s for s, _ in self.sources]}")
+
+    @property
+    def keys(self) -> list[str]:
+        """Globally unique keys ``corpus/name`` of every item (the token cache's keys)."""
+        return [f"{self.records[s][i]['corpus']}/{self.records[s][i]['name']}" for s, i in self.entries]
+
+    def _codes(self, key: str, rng: np.random.Generator | None) -> torch.Tensor:
+        """Codes [L, P] of one item, with the §4.5 augmentation when training (``rng`` given)."""
+        codes = self.tokens[key]
+        if rng is not None:
+            if self.code_unit > 1 and codes.shape[0] >= self.code_unit:
+                keep = codes.shape[0] - codes.shape[0] % self.code_unit
+                start = (codes.shape[0] - keep) // 2
+                codes = codes[start:start + keep]
+            if codes.shape[0] > 1 and rng.random() < self.code_drop_prob:
+                codes = codes[1:] if rng.random() < 0.5 else codes[:-1]
+        return torch.from_numpy(np.ascontiguousarray(codes))
 
     def __len__(self) -> int:
         return int(self.entries.shape[0])
@@ -182,8 +234,9 @@ class SignDataset(Dataset):
         r = self.records[s][i]
         cap = self.fps_cap(r["corpus"])
         # Each worker's torch RNG is re-seeded by the DataLoader every epoch, so the crop changes per epoch.
-        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_crop else None
-        idx = self.processing.indices(int(r["length"]), float(r["fps"]), cap, rng)
+        augment = self.tokens is not None and (self.code_unit > 1 or self.code_drop_prob > 0)
+        rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_crop or augment else None
+        idx = self.processing.indices(int(r["length"]), float(r["fps"]), cap, rng if self.random_crop else None)
         raw = np.asarray(self._split(s).frames[r["offset"] + idx], dtype=np.float32)
         poses = (raw_to_features(raw) - self._mean) / self._scale
         return SignItem(
@@ -193,6 +246,7 @@ class SignDataset(Dataset):
             lang=r["lang"],
             corpus=r["corpus"],
             fps=self.processing.output_fps(float(r["fps"]), cap),
+            codes=None if self.tokens is None else self._codes(f"{r['corpus']}/{r['name']}", rng if augment else None),
         )
 
 
@@ -243,6 +297,12 @@ class SignDataModule(LightningDataModule):
         test_split: store split used for test and predict.
         val_max_samples: validate on a deterministic language-stratified subset of at most this many samples.
         seed: seed of the training order (shuffle / balanced) together with the epoch.
+        token_cache: stage 2: a token cache directory from ``soke encode`` on the same stores; items then carry
+            their codes (``SignBatch.codes``). None: no codes (stage 1).
+        tokenizer_hash: refuse a ``token_cache`` whose tokenizer hash differs (naming both); the LM stage also checks
+            the cache against its frozen tokenizer, so this is only needed when the DataModule is used alone.
+        code_unit: training codes are centre-cropped to a multiple of this (SOKE_SPEC §4.5: 4; default 1 = off).
+        code_drop_prob: probability of dropping one training code at the head or tail (SOKE: 1/3; default 0).
     """
 
     def __init__(
@@ -265,6 +325,10 @@ class SignDataModule(LightningDataModule):
         test_split: str = "test",
         val_max_samples: int | None = None,
         seed: int = 0,
+        token_cache: str | None = None,
+        tokenizer_hash: str | None = None,
+        code_unit: int = 1,
+        code_drop_prob: float = 0.0,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -297,6 +361,17 @@ class SignDataModule(LightningDataModule):
         self.split_names = {"train": train_split, "val": val_split, "test": test_split}
         self.val_max_samples = val_max_samples
         self.seed = seed
+        if code_unit < 1 or not 0.0 <= code_drop_prob <= 1.0:
+            raise ValueError(f"SignDataModule: code_unit must be >= 1 and code_drop_prob in [0, 1], got "
+                             f"{code_unit} and {code_drop_prob}")
+        if token_cache is None and (tokenizer_hash is not None or code_unit > 1 or code_drop_prob > 0):
+            raise ValueError("SignDataModule: tokenizer_hash / code_unit / code_drop_prob need a token_cache "
+                             "(from `soke encode`)")
+        self.token_cache_path = None if token_cache is None else str(token_cache)
+        self.expected_tokenizer_hash = tokenizer_hash
+        self.code_unit = code_unit
+        self.code_drop_prob = code_drop_prob
+        self._token_cache: TokenCache | None = None
         self._stores: list[PackedStore] | None = None
         self._normalizer: Normalizer | None = None
         self.datasets: dict[str, SignDataset] = {}
@@ -335,14 +410,40 @@ class SignDataModule(LightningDataModule):
                     found.update(store.split(split).langs)
         return [k for k in LANGUAGES if k in found] + sorted(found - set(LANGUAGES))
 
+    @property
+    def token_cache(self) -> TokenCache | None:
+        """The opened token cache (None without ``token_cache``); checked against ``tokenizer_hash`` when given."""
+        if self.token_cache_path is not None and self._token_cache is None:
+            self._token_cache = open_token_cache(self.token_cache_path, self.expected_tokenizer_hash)
+        return self._token_cache
+
+    def check_token_cache(self, expected_hash: str) -> None:
+        """Refuse a token cache made by another tokenizer than the one with ``expected_hash`` (the LM stage's).
+
+        Raises:
+            TokenCacheError naming both hashes and the fix.
+        """
+        if self.token_cache_path is not None:
+            open_token_cache(self.token_cache_path, expected_hash)
+
+    def texts(self, stage: str = "train") -> list[str]:
+        """Sentences of a split's items, in item order (e.g. to train the embedded text tokenizer)."""
+        ds = self._dataset(stage)
+        return [ds.record(i)["text"] for i in range(len(ds))]
+
     def _build(self, stage: str) -> SignDataset:
         split = self.split_names[stage]
+        cache = self.token_cache
+        train = stage == "train"
         ds = SignDataset(
             [store.split(split) for store in self._open_stores()],
             normalizer=self.normalizer,
             processing=self.processing,
             languages=self.language_filter,
-            random_crop=self.random_crop and stage == "train",
+            random_crop=self.random_crop and train,
+            tokens=None if cache is None else cache.split(stage),
+            code_unit=self.code_unit if train else 1,
+            code_drop_prob=self.code_drop_prob if train else 0.0,
         )
         if len(ds) == 0:
             raise ValueError(

@@ -1,0 +1,509 @@
+"""Stage 2 (AMG): train SignMBart on text -> motion-token codes with a frozen stage-1 tokenizer; generate, decode
+and score the motion with SOKE's DTW metrics.
+
+Wiring (SOKE_SPEC §4):
+
+* ``setup`` loads the frozen tokenizer with :meth:`SignTokenizer.from_checkpoint` and asserts the contract with the
+  token cache of the DataModule (parts, codebook sizes, tokenizer hash) and with the DataModule's normalisation
+  statistics; every error names both values. The tokenizer is held OUTSIDE the module tree: it is never in
+  ``state_dict`` (stage-2 checkpoints store its path and hash instead), never in the optimizer, and Lightning's
+  ``train()`` calls never switch it out of eval mode.
+* The text tokenizer is a local mBART directory (``text_tokenizer: /path/mbart-large-cc25``) or the embedded BPE
+  (``text_tokenizer: embedded``) trained in ``setup`` on the training sentences. Every rank trains it (0.2 s,
+  deterministic) and then adopts rank zero's copy (broadcast), so all ranks hold the same ids whatever the
+  library does with ties. Its files are saved inside every checkpoint (``ckpt["soke_lm"]``) and next to the logs,
+  so ``soke generate --ckpt`` rebuilds everything from the stage-2 checkpoint plus the stage-1 path it names.
+* Training is teacher-forced on the cached codes (``SignBatch.codes``); the encoder prompt is
+  ``batch.prompt`` (text + retrieval string, set by the retrieval callback) or ``batch.text``.
+* Validation (on the DataModule's ``val_max_samples`` subset, every ``check_val_every_n_epoch``) and test (the
+  whole split): teacher-forced loss, then generation -> per-part decode (each stream padded by repeating its
+  last frame, SOKE_SPEC §4.10) -> denormalise -> joints -> :class:`SignMotionMetrics`. Keys:
+  ``{val,test}/dtw_jpe/<lang>/<part>``, ``.../dtw_pa_jpe/...`` (part: body, lhand, rhand, hand, avg; lang: each
+  language and ``all`` = mean over languages), ``{stage}/steps_per_sample`` (decoder passes a sample needed) and
+  ``{stage}/latency_ms_per_sample`` (generation + decoding wall time / batch size).
+* ``predict_step`` returns :class:`~soke_lightning.callbacks.prediction_writer.MotionPrediction` objects (generated
+  motion + ground truth) for :class:`~soke_lightning.callbacks.prediction_writer.PredictionWriter`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Literal
+
+import torch
+from lightning.pytorch import LightningModule
+
+from soke_lightning.data.batch import SignBatch
+from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.kinematics import get_joint_backend
+from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
+from soke_lightning.models.generation import GenerationConfig, GenerationResult
+from soke_lightning.models.sign_mbart import SignMBart
+from soke_lightning.models.text_tokenizer import TextTokenizer
+from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+
+log = logging.getLogger(__name__)
+
+#: Checkpoint entry written by :meth:`LMStage.on_save_checkpoint`.
+CHECKPOINT_KEY = "soke_lm"
+CHECKPOINT_FORMAT = 1
+EMBEDDED = "embedded"
+METRIC_VARIANTS = ("dtw_jpe", "dtw_pa_jpe")
+
+
+class ContractError(ValueError):
+    """The frozen tokenizer, the token cache, the data and the LM disagree (sizes, parts, hashes, statistics)."""
+
+
+def tokenizer_files(tokenizer: TextTokenizer) -> dict[str, bytes]:
+    """The files :meth:`TextTokenizer.save` writes, as ``{name: bytes}`` (stored inside checkpoints)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+
+
+def tokenizer_from_files(files: dict[str, bytes], source: str = "a stage-2 checkpoint") -> TextTokenizer:
+    """Rebuild a :class:`TextTokenizer` from :func:`tokenizer_files` output (``source`` names it in errors)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        tokenizer = TextTokenizer.from_pretrained(tmp)
+    tokenizer.source = source
+    return tokenizer
+
+
+def decode_streams(tokenizer: SignTokenizer, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated codes -> normalised features, one sample and part at a time (SOKE_SPEC §4.10).
+
+    Each part with >= 2 codes is decoded on its own (batching zero-padded codes would change the frames near the
+    end: the decoder's receptive field reaches past them); a part with 0-1 codes is the mean pose (zeros). Every
+    stream is padded by repeating its last frame up to ``rate x`` the sample's longest part (at least one step).
+
+    Returns:
+        (features [B, T_max, 133] normalised and zero-padded, lengths [B] frames).
+    """
+    rate = tokenizer.downsample_rate
+    part_lengths = result.part_lengths.cpu()
+    lengths = (part_lengths.max(-1).values.clamp(min=1) * rate).long()
+    device = next(tokenizer.parameters()).device
+    dims = {p.name: p.dim for p in tokenizer.layout.parts}
+    out = torch.zeros(len(lengths), int(lengths.max()) if len(lengths) else 0, tokenizer.feature_dim, device=device)
+    for b in range(len(lengths)):
+        frames = int(lengths[b])
+        streams = {}
+        for p, name in enumerate(tokenizer.parts):
+            n = int(part_lengths[b, p])
+            if n >= 2:
+                x = tokenizer.part(name).decode(result.codes[b, :n, p][None].to(device))[0]
+                if x.shape[0] < frames:
+                    x = torch.cat([x, x[-1:].expand(frames - x.shape[0], -1)])
+            else:
+                x = torch.zeros(frames, dims[name], device=device)
+            streams[name] = x[:frames]
+        out[b, :frames] = tokenizer.layout.merge(streams)
+    return out, lengths
+
+
+def _schedule(total: int, warmup: int, floor: float):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class LMStage(LightningModule):
+    """Trains :class:`SignMBart` against a frozen :class:`SignTokenizer` and evaluates generated motion.
+
+    Args:
+        tokenizer_ckpt: stage-1 checkpoint (TokenizerStage ``.ckpt`` or ``soke import-official`` output).
+        tokenizer_hash: expected :func:`tokenizer_hash` of that checkpoint (None: not checked; the token cache
+            is always checked against the loaded tokenizer).
+        text_tokenizer: ``"embedded"`` (BPE trained on the training sentences in ``setup``) or a local directory
+            (a copy of mbart-large-cc25 with ``sentencepiece.bpe.model``, or a saved run tokenizer).
+        text_vocab_size: target vocabulary size of the embedded tokenizer.
+        mbart: mBART architecture: a mapping of ``MBartConfig`` arguments (random init) or a local pretrained
+            directory (e.g. mbart-large-cc25, together with ``text_tokenizer`` pointing at the same directory).
+        decoding: "multihead" (SOKE), "flattened" or "parallel" (SOKE_SPEC §4.11 baselines).
+        lambda_hand: λ of the fused decoder input (paper 1/3; the released code 0.4).
+        embed_scale_fused, ignore_pad_in_loss, separate_heads, mean_resizing: see :class:`SignMBart`.
+        max_source_length: encoder tokens per prompt (SOKE: 256); longer prompts are truncated.
+        generation: :class:`GenerationConfig` fields for validation/test/predict (``max_codes``, ``do_sample``,
+            ``stop_on``, ``use_cache``, ...; SOKE: greedy, 100 codes).
+        lr, betas, weight_decay: AdamW (SOKE: 2e-4, (0.9, 0.99), 0).
+        scheduler: "cosine" (to ``min_lr``) or "none".
+        scheduler_interval: step the cosine per "epoch" (SOKE) or per "step".
+        warmup_steps: linear warm-up in scheduler intervals (SOKE: 0).
+        min_lr: final cosine learning rate (SOKE: 1e-6).
+        joint_backend: forward kinematics of the metrics ("builtin" or "smplx").
+        metric_languages: languages reported (default: the registry).
+    """
+
+    def __init__(
+        self,
+        tokenizer_ckpt: str,
+        mbart: dict | str,
+        tokenizer_hash: str | None = None,
+        text_tokenizer: str = EMBEDDED,
+        text_vocab_size: int = 8000,
+        decoding: Literal["multihead", "flattened", "parallel"] = "multihead",
+        lambda_hand: float = 1 / 3,
+        embed_scale_fused: bool = True,
+        ignore_pad_in_loss: bool = True,
+        separate_heads: bool = False,
+        mean_resizing: bool = True,
+        max_source_length: int = 256,
+        generation: dict | None = None,
+        lr: float = 2e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        scheduler: Literal["cosine", "none"] = "cosine",
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        warmup_steps: int = 0,
+        min_lr: float = 1e-6,
+        joint_backend: str = "builtin",
+        metric_languages: list[str] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        try:
+            self.generation_config = GenerationConfig(**(generation or {}))
+        except TypeError as err:
+            raise ValueError(f"LMStage: generation={generation!r}: {err}; valid keys: "
+                             f"{sorted(asdict(GenerationConfig()))}") from None
+        if scheduler not in ("cosine", "none") or scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"LMStage: scheduler must be cosine|none and scheduler_interval epoch|step, got "
+                             f"{scheduler!r}, {scheduler_interval!r}")
+        if max_source_length < 3:
+            raise ValueError(f"LMStage: max_source_length must be >= 3, got {max_source_length}")
+        self.metric_languages = list(metric_languages or LANGUAGES)
+        unknown = sorted(set(self.metric_languages) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"LMStage: unknown metric_languages {unknown}; valid: {sorted(LANGUAGES)}")
+        # A private copy: the registry's instance is shared and must not be moved to this device.
+        self.backend = copy.deepcopy(get_joint_backend(joint_backend))
+        parts = parts_from_joint_sets(self.backend.joint_sets)
+        self.metrics = torch.nn.ModuleDict({
+            stage: SignMotionMetrics(parts, METRIC_VARIANTS, self.metric_languages, prefix=f"{stage}/")
+            for stage in ("val", "test")
+        })
+        self.lm: SignMBart | None = None
+        self.text_tokenizer: TextTokenizer | None = None
+        # The frozen tokenizer lives in a tuple: not a submodule, so not in state_dict, parameters() or train().
+        self._frozen: tuple[SignTokenizer, str] | None = None
+
+    # ------------------------------------------------------------------------------------------- frozen tokenizer
+    @property
+    def tokenizer(self) -> SignTokenizer:
+        """The frozen stage-1 tokenizer (eval mode, no gradients), on this module's device."""
+        if self._frozen is None:
+            self._load_tokenizer()
+        tok = self._frozen[0]
+        if next(tok.parameters()).device != self.device:
+            tok.to(self.device)
+        return tok
+
+    @property
+    def tokenizer_digest(self) -> str:
+        if self._frozen is None:
+            self._load_tokenizer()
+        return self._frozen[1]
+
+    def _load_tokenizer(self, path: str | None = None, expected_hash: str | None = None) -> None:
+        path = path or self.hparams.tokenizer_ckpt
+        expected = expected_hash or self.hparams.tokenizer_hash
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"LMStage: tokenizer_ckpt {path} does not exist; train stage 1 (`soke fit "
+                                    f"--config experiments/stage1/demo.yaml`) or pass the stage-1 checkpoint path")
+        tok = SignTokenizer.from_checkpoint(path)
+        digest = tokenizer_hash(tok)
+        if expected is not None and digest != expected:
+            raise ContractError(f"LMStage: the tokenizer at {path} has hash {digest} but this stage expects "
+                                f"{expected} (model.tokenizer_hash / the stage-2 checkpoint); the stage-1 "
+                                f"checkpoint changed since the LM was trained: use the original file")
+        tok.eval().requires_grad_(False)
+        self._frozen = (tok, digest)
+        log.info("frozen tokenizer %s (hash %s..., parts %s, codebooks %s)", path, digest[:12], list(tok.parts),
+                 tok.codebook_sizes)
+
+    def check_contract(self, dm) -> None:
+        """Assert that the DataModule's token cache and statistics match the frozen tokenizer (and the LM).
+
+        Raises:
+            ContractError naming both values when parts, codebook sizes, frames per code, the tokenizer hash or
+            the normalisation statistics disagree.
+        """
+        tok = self.tokenizer
+        cache = getattr(dm, "token_cache", None)
+        if cache is not None:
+            where = f"token cache {cache.root}"
+            if cache.parts != list(tok.parts):
+                raise ContractError(f"{where} has parts {cache.parts} but the tokenizer "
+                                    f"{self.hparams.tokenizer_ckpt} has {list(tok.parts)}")
+            if cache.codebook_sizes != tok.codebook_sizes:
+                raise ContractError(f"{where} has codebook sizes {cache.codebook_sizes} but the tokenizer "
+                                    f"{self.hparams.tokenizer_ckpt} has {tok.codebook_sizes}; re-run `soke encode`")
+            if cache.downsample_rate != tok.downsample_rate:
+                raise ContractError(f"{where} has {cache.downsample_rate} frames per code but the tokenizer "
+                                    f"{tok.downsample_rate}")
+            if cache.tokenizer_hash != self.tokenizer_digest:
+                raise ContractError(f"{where} was made by a tokenizer with hash {cache.tokenizer_hash} but "
+                                    f"{self.hparams.tokenizer_ckpt} has hash {self.tokenizer_digest}; re-run "
+                                    f"`soke encode --tokenizer {self.hparams.tokenizer_ckpt}`")
+        theirs = getattr(dm, "normalizer", None)
+        if theirs is not None:
+            ours = tok.normalizer
+            diff = max(float((ours.mean.cpu() - theirs.mean.cpu()).abs().max()),
+                       float((ours.std.cpu() - theirs.std.cpu()).abs().max()))
+            if diff > 1e-5:
+                raise ContractError(f"the DataModule's normalisation statistics differ from those stored in the "
+                                    f"tokenizer {self.hparams.tokenizer_ckpt} (max |diff| {diff:.3g}); give the "
+                                    f"DataModule the statistics stage 1 was trained with")
+        if self.lm is not None:
+            self._check_lm(self.lm)
+
+    def _check_lm(self, lm: SignMBart) -> None:
+        tok = self.tokenizer
+        if tuple(lm.parts) != tuple(tok.parts):
+            raise ContractError(f"the LM has parts {list(lm.parts)} but the tokenizer has {list(tok.parts)}")
+        sizes = dict(zip(lm.parts, lm.codebook_sizes))
+        if sizes != tok.codebook_sizes:
+            raise ContractError(f"the LM has codebook sizes {sizes} but the tokenizer {self.hparams.tokenizer_ckpt} "
+                                f"has {tok.codebook_sizes}")
+
+    # ------------------------------------------------------------------------------------------------ building
+    def build(self, text_tokenizer: TextTokenizer) -> None:
+        """Create the SignMBart for the frozen tokenizer's parts/codebooks and ``text_tokenizer``'s vocabulary."""
+        hp = self.hparams
+        tok = self.tokenizer
+        sign_tags = [LANGUAGES[k].sign_tag for k in LANGUAGES]
+        lm = SignMBart(list(tok.parts), [tok.codebook_sizes[p] for p in tok.parts], sign_tags, hp.mbart,
+                       text_vocab_size=text_tokenizer.base_vocab_size, decoding=hp.decoding,
+                       lambda_hand=hp.lambda_hand, embed_scale_fused=hp.embed_scale_fused,
+                       ignore_pad_in_loss=hp.ignore_pad_in_loss, separate_heads=hp.separate_heads,
+                       mean_resizing=hp.mean_resizing)
+        if text_tokenizer.motion is None:
+            text_tokenizer.add_motion_vocabulary(lm.motion)
+        lm.check_tokenizer(text_tokenizer)
+        self._check_lm(lm)
+        self.lm = lm.to(self.device)
+        self.text_tokenizer = text_tokenizer
+
+    def _train_text_tokenizer(self, dm) -> TextTokenizer:
+        hp = self.hparams
+        if hp.text_tokenizer != EMBEDDED:
+            return TextTokenizer.from_pretrained(hp.text_tokenizer)
+        if dm is None or not hasattr(dm, "texts"):
+            raise ValueError("LMStage: text_tokenizer='embedded' is trained on the DataModule's training sentences "
+                             "(SignDataModule.texts); give a SignDataModule or a tokenizer directory")
+        files = None
+        if self.trainer.is_global_zero:
+            files = tokenizer_files(TextTokenizer.train(dm.texts("train"), vocab_size=hp.text_vocab_size))
+        files = self.trainer.strategy.broadcast(files, src=0)
+        return tokenizer_from_files(files, f"embedded BPE trained on the {len(dm.texts('train'))} training texts")
+
+    def setup(self, stage: str) -> None:
+        """Load the frozen tokenizer, check the data contract, build the text tokenizer and SignMBart."""
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None:
+            if hasattr(dm, "check_token_cache"):
+                dm.check_token_cache(self.tokenizer_digest)
+            self.check_contract(dm)
+        # validate/test/predict: the model is built from the checkpoint (ckpt_path) in on_load_checkpoint
+        if self.lm is None and stage == "fit":
+            self.build(self._train_text_tokenizer(dm))
+        if stage == "fit" and self.trainer.is_global_zero and self.trainer.log_dir:
+            out = Path(self.trainer.log_dir) / "text_tokenizer"
+            self.text_tokenizer.save(out)
+            log.info("text tokenizer (%d tokens, %s) saved to %s", len(self.text_tokenizer),
+                     self.text_tokenizer.source, out)
+
+    # ------------------------------------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the text tokenizer's files and the frozen tokenizer's path and hash (not its weights)."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "format": CHECKPOINT_FORMAT,
+            "tokenizer_ckpt": str(Path(self.hparams.tokenizer_ckpt).resolve()),
+            "tokenizer_hash": self.tokenizer_digest,
+            "text_tokenizer": tokenizer_files(self.text_tokenizer),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Rebuild the text tokenizer and SignMBart from the checkpoint before its weights are loaded."""
+        entry = checkpoint.get(CHECKPOINT_KEY)
+        if entry is None or entry.get("format") != CHECKPOINT_FORMAT:
+            raise KeyError(f"not a stage-2 (LMStage) checkpoint: no {CHECKPOINT_KEY!r} entry of format "
+                           f"{CHECKPOINT_FORMAT} (found {None if entry is None else entry.get('format')})")
+        if self._frozen is not None and self.tokenizer_digest != entry["tokenizer_hash"]:
+            raise ContractError(f"the checkpoint was trained with tokenizer hash {entry['tokenizer_hash']} "
+                                f"({entry['tokenizer_ckpt']}) but this run loaded {self.hparams.tokenizer_ckpt} "
+                                f"with hash {self.tokenizer_digest}")
+        text_tokenizer = tokenizer_from_files(entry["text_tokenizer"])
+        if self.lm is None:
+            self.build(text_tokenizer)
+        elif self.text_tokenizer.hf.get_vocab() != text_tokenizer.hf.get_vocab():
+            raise ContractError("the checkpoint's text tokenizer differs from the one built for this run; resume "
+                                "with the same text_tokenizer setting and training data")
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, tokenizer_ckpt: str | None = None,
+                        map_location: str | torch.device = "cpu") -> LMStage:
+        """Rebuild a trained stage from its checkpoint alone (plus the stage-1 checkpoint it names).
+
+        Args:
+            path: stage-2 checkpoint.
+            tokenizer_ckpt: use this stage-1 file instead of the stored path (e.g. after moving files); its hash
+                must still equal the stored one.
+
+        Raises:
+            ContractError when the stage-1 file's hash differs from the one recorded at training time.
+        """
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        if CHECKPOINT_KEY not in ckpt or "hyper_parameters" not in ckpt:
+            raise KeyError(f"{path}: not a stage-2 (LMStage) checkpoint (no {CHECKPOINT_KEY!r} entry); train one "
+                           f"with `soke fit --config experiments/stage2/demo.yaml`")
+        hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
+        entry = ckpt[CHECKPOINT_KEY]
+        hparams["tokenizer_ckpt"] = tokenizer_ckpt or entry["tokenizer_ckpt"]
+        stage = cls(**hparams)
+        stage._load_tokenizer(hparams["tokenizer_ckpt"], entry["tokenizer_hash"])
+        stage.on_load_checkpoint(ckpt)
+        stage.load_state_dict(ckpt["state_dict"], strict=True)
+        return stage.eval()
+
+    def _require_model(self) -> None:
+        if self.lm is None:
+            raise RuntimeError("LMStage: no trained model: validate/test/predict need a stage-2 checkpoint, e.g. "
+                               "`soke test --config experiments/stage2/demo.yaml --ckpt_path CKPT`")
+
+    def on_validation_start(self) -> None:
+        self._require_model()
+
+    def on_test_start(self) -> None:
+        self._require_model()
+
+    def on_predict_start(self) -> None:
+        self._require_model()
+
+    # ------------------------------------------------------------------------------------------------ steps
+    def encode_prompts(self, texts: list[str], langs: list[str]):
+        """Encoder inputs of B prompts (:meth:`TextTokenizer.encode_source`), on this module's device."""
+        return self.text_tokenizer.encode_source(texts, langs, self.hparams.max_source_length).to(self.device)
+
+    def _forward(self, batch: SignBatch):
+        if batch.codes is None:
+            raise ValueError("LMStage: the batch carries no token codes; give the DataModule a token_cache "
+                             "(`soke encode` output), e.g. --data.init_args.token_cache outputs/tokens-demo")
+        prompts = batch.prompt if batch.prompt is not None else batch.text
+        src = self.encode_prompts(list(prompts), list(batch.lang))
+        return self.lm(src.input_ids, src.attention_mask, batch.codes, batch.code_lengths, list(batch.lang))
+
+    def training_step(self, batch: SignBatch, batch_idx: int) -> torch.Tensor:
+        out = self._forward(batch)
+        logs = {"train/loss": out.loss}
+        for part in out.per_part_loss:
+            logs[f"train/{part}/loss"] = out.per_part_loss[part]
+            logs[f"train/{part}/accuracy"] = out.per_part_accuracy[part]
+        self.log_dict(logs, batch_size=len(batch))
+        self.log("loss", out.loss, batch_size=len(batch), prog_bar=True, logger=False)
+        return out.loss
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], langs: list[str], **overrides) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                   GenerationResult]:
+        """Text -> motion: generate codes, decode them with the frozen tokenizer, denormalise.
+
+        Args:
+            prompts: B prompts (sentence [+ retrieval string]).
+            langs: B language keys ("asl", "csl", "dgs").
+            overrides: :class:`GenerationConfig` fields replacing the configured ones.
+
+        Returns:
+            (features [B, T, 133] denormalised, zero-padded; lengths [B] frames; the raw generation result).
+        """
+        src = self.encode_prompts(prompts, langs)
+        result = self.lm.generate(src.input_ids, src.attention_mask, langs, self.generation_config, **overrides)
+        feats, lengths = decode_streams(self.tokenizer, result)
+        return self.tokenizer.normalizer.denormalize(feats), lengths.to(self.device), result
+
+    def _eval_step(self, batch: SignBatch, stage: str) -> None:
+        size = len(batch)
+        if batch.codes is not None:
+            out = self._forward(batch)
+            self.log(f"{stage}/loss", out.loss, batch_size=size, sync_dist=True)
+        prompts = list(batch.prompt if batch.prompt is not None else batch.text)
+        start = time.perf_counter()
+        feats, lengths, result = self.generate(prompts, list(batch.lang))
+        elapsed = time.perf_counter() - start
+        norm = self.tokenizer.normalizer
+        with torch.no_grad():
+            pred_joints = self.backend.to(self.device).from_features(feats)
+            gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
+        self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
+        steps = (result.lengths + result.finished.long()).float().mean()  # decoder passes until </s>
+        self.log(f"{stage}/steps_per_sample", steps, batch_size=size, sync_dist=True)
+        self.log(f"{stage}/latency_ms_per_sample", 1000.0 * elapsed / size, batch_size=size, sync_dist=True)
+        self.log(f"{stage}/frames_per_sample", lengths.float().mean(), batch_size=size, sync_dist=True)
+
+    def _eval_epoch_end(self, stage: str) -> None:
+        values = self.metrics[stage].compute()
+        self.metrics[stage].reset()
+        for variant in METRIC_VARIANTS:
+            for part in ("body", "lhand", "rhand", "hand", "avg"):
+                per_lang = [v for k, v in values.items() if k.startswith(f"{stage}/{variant}/")
+                            and k.endswith(f"/{part}")]
+                if per_lang:
+                    values[f"{stage}/{variant}/all/{part}"] = torch.stack(per_lang).mean()
+        self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=False)
+
+    def validation_step(self, batch: SignBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val")
+
+    def test_step(self, batch: SignBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test")
+
+    def predict_step(self, batch: SignBatch, batch_idx: int) -> list:
+        """Generated motion of a batch as MotionPrediction objects (with the ground truth as reference)."""
+        from soke_lightning.callbacks.prediction_writer import MotionPrediction
+
+        prompts = list(batch.prompt if batch.prompt is not None else batch.text)
+        feats, lengths, _ = self.generate(prompts, list(batch.lang))
+        gt = self.tokenizer.normalizer.denormalize(batch.poses)
+        fps = batch.extra.get("fps")
+        out = []
+        for i in range(len(batch)):
+            out.append(MotionPrediction(
+                name=batch.keys[i], text=batch.text[i], lang=batch.lang[i], raw=feats[i, : int(lengths[i])],
+                fps=float(fps[i]) if fps is not None else 25.0,
+                reference_raw=gt[i, : int(batch.lengths[i])], corpus=batch.corpus[i]))
+        return out
+
+    # ------------------------------------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.lm.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+        if hp.scheduler == "none":
+            return opt
+        if hp.scheduler_interval == "epoch":
+            total = max(1, int(self.trainer.max_epochs or 1))
+        else:
+            total = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total, hp.warmup_steps, hp.min_lr / hp.lr))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": hp.scheduler_interval}}
+
+
+__all__ = ["CHECKPOINT_KEY", "ContractError", "LMStage", "decode_streams", "tokenizer_files", "tokenizer_from_files"]
