@@ -1,0 +1,316 @@
+"""RetrievalCallback: puts retrieved dictionary signs into the encoder prompt of every batch (SOKE_SPEC §4.4, §5).
+
+For each sample the callback sets ``batch.prompt[i]`` to the sentence followed by the retrieval string of
+:func:`soke_lightning.retrieval.matcher.build_prompt` (e.g. ``"... Key word 1, <body_5><lhand_3><rhand_7>..."``)
+in ``on_{train,validation,test,predict}_batch_start``; the LM stage encodes ``batch.prompt`` when it is set, so
+training, validation, test and prediction all see the same format. Nothing but ``batch.prompt`` is changed.
+Retrieval off (the ablation) = no callback, or ``enabled: false``.
+
+The dictionary is loaded once per run in ``setup`` on every rank (read-only). When the file does not exist and
+``tokenizer`` names a stage-1 checkpoint, global rank 0 builds it from the DataModule's ``build_split`` (SynthSign:
+``dictionary``) with that tokenizer and writes it, the other ranks wait at a barrier and then load it.
+
+The dictionary must come from the model's tokenizer: the expected hash is the LightningModule's
+``tokenizer_digest`` or ``tokenizer_hash`` attribute (a string; LMStage has ``tokenizer_digest``), else the hash
+of its ``tokenizer`` attribute when that is a :class:`~soke_lightning.models.tokenizer.SignTokenizer`, else the
+hash of the ``tokenizer`` checkpoint given here; another hash is refused in ``setup``
+(:class:`~soke_lightning.retrieval.dictionary.DictionaryMismatchError`), as are other parts / codebook sizes.
+At the first batch (LMStage builds or restores its text tokenizer after the callbacks' ``setup``) the module's
+``text_tokenizer`` (a :class:`~soke_lightning.models.text_tokenizer.TextTokenizer`), if any, is bound: its motion
+vocabulary is checked against the dictionary and it counts the prompts' tokens exactly.
+
+Prompt length: ``max_prompt_tokens`` is the budget of the WHOLE encoder input including ``</s>`` and the language
+code; by default the module's ``hparams.max_source_length`` (SOKE truncates at 256). Entries that do not fit are
+dropped whole, from the last one (a rank-zero warning the first time; the share of such prompts is logged), so
+the LM never cuts retrieval mid-sign. Without a ``text_tokenizer`` the count is an upper bound
+(:func:`~soke_lightning.retrieval.matcher.approximate_token_count`).
+
+Coverage (``log_coverage``), per stage and language, summed over ranks at epoch end and logged as
+``{train,val,test}/retrieval/{lang}/{sentence_hit_rate, content_word_coverage, entries_per_sentence,
+truncated_share}``: sentences with at least one dictionary hit; content words covered by the dictionary (see
+:func:`~soke_lightning.retrieval.matcher.content_coverage`); entries injected per sentence; prompts whose retrieval
+was cut by the budget. Each sample key is counted once per epoch and rank. Prediction has no logger: the numbers
+go to the log and to :attr:`RetrievalCallback.coverage`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+
+from soke_lightning.data.batch import SignBatch
+from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, build_dictionary
+from soke_lightning.retrieval.matcher import (
+    WordMatcher,
+    content_coverage,
+    fit_to_budget,
+    get_matcher,
+    retrieve,
+)
+
+log = logging.getLogger(__name__)
+
+#: Columns of the per-language coverage sums.
+_STATS = ("sentences", "hit", "content_words", "covered", "entries", "truncated")
+_STAGE_PREFIX = {"train": "train", "validation": "val", "test": "test", "predict": "predict"}
+
+
+class RetrievalCallback(Callback):
+    """Retrieval-enhanced prompts for the LM stage.
+
+    Args:
+        dictionary: path of the sign dictionary (``soke dict build`` / ``soke dict import``).
+        top_k: entries per sentence (SOKE: 3); None = every hit.
+        max_codes_per_entry: code steps per entry, linspace-subsampled (SOKE: 10); None = all.
+        order: "longest" (SOKE: longest keys first) or "text" (first hits in text order).
+        matcher: "words" (per-language word / phrase / Chinese segmentation matcher) or "soke_substring" (parity).
+        max_prompt_tokens: token budget of the whole encoder input (incl. ``</s>`` and the language code);
+            None = the module's ``hparams.max_source_length`` (LMStage: 256), or no limit if it has none.
+        log_coverage: accumulate and log coverage (see the module docstring).
+        enabled: False leaves every batch untouched (the retrieval-off ablation from the same config).
+        tokenizer: stage-1 checkpoint; used to build a missing dictionary and, when the module exposes no
+            tokenizer hash, as the expected tokenizer.
+        build_split: DataModule split of isolated signs a missing dictionary is built from.
+    """
+
+    def __init__(self, dictionary: str, top_k: int | None = 3, max_codes_per_entry: int | None = 10,
+                 order: Literal["longest", "text"] = "longest",
+                 matcher: Literal["words", "soke_substring"] = "words", max_prompt_tokens: int | None = None,
+                 log_coverage: bool = True, enabled: bool = True, tokenizer: str | None = None,
+                 build_split: str = "dictionary"):
+        super().__init__()
+        if order not in ("longest", "text"):
+            raise ValueError(f"RetrievalCallback: order must be 'longest' or 'text', got {order!r}")
+        if max_prompt_tokens is not None and max_prompt_tokens < 3:
+            raise ValueError(f"RetrievalCallback: max_prompt_tokens must be >= 3 or None, got {max_prompt_tokens}")
+        self.dictionary_path = Path(dictionary)
+        self.top_k = top_k
+        self.max_codes_per_entry = max_codes_per_entry
+        self.order = order
+        self.matcher_name = matcher
+        self.max_prompt_tokens = max_prompt_tokens
+        self.log_coverage = log_coverage
+        self.enabled = enabled
+        self.tokenizer = tokenizer
+        self.build_split = build_split
+        self.dictionary: SignDictionary | None = None
+        #: stage -> language -> {sentence_hit_rate, content_word_coverage, entries_per_sentence, truncated_share,
+        #: sentences} of the last finished epoch (summed over ranks).
+        self.coverage: dict[str, dict[str, dict[str, float]]] = {}
+        self._matcher = None
+        self._word_matcher: WordMatcher | None = None
+        self._count_tokens = None
+        self._cache: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
+        self._sums: dict[str, np.ndarray] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._warned = False
+        self._bound = False
+        self._budget: int | None = max_prompt_tokens
+
+    # ---------------------------------------------------------------------------------------------- set-up
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not self.enabled or self.dictionary is not None:
+            return
+        expected, source = self._expected_hash(pl_module)
+        if not self.dictionary_path.is_file():
+            self._build_missing(trainer, expected)
+        self.dictionary = SignDictionary.load(self.dictionary_path)
+        if expected is not None:
+            tok = getattr(pl_module, "tokenizer", None)
+            self.dictionary.check_tokenizer(expected, source=source, parts=getattr(tok, "parts", None),
+                                            codebook_sizes=getattr(tok, "codebook_sizes", None))
+        else:
+            rank_zero_warn(f"RetrievalCallback: {type(pl_module).__name__} exposes no tokenizer_digest / "
+                           f"tokenizer_hash / tokenizer and no `tokenizer` checkpoint was given, so the dictionary "
+                           f"{self.dictionary_path} (tokenizer hash {self.dictionary.tokenizer_hash[:16]}) cannot be "
+                           f"checked against the model")
+        self._matcher = get_matcher(self.matcher_name, self.dictionary)
+        self._word_matcher = WordMatcher(self.dictionary)
+        rank_zero_info(f"RetrievalCallback: {len(self.dictionary)} dictionary entries "
+                       f"{ {k: len(v) for k, v in self.dictionary.entries.items()} } from {self.dictionary_path}, "
+                       f"matcher {self.matcher_name}, top-{self.top_k}, <= {self.max_codes_per_entry} codes, "
+                       f"order {self.order}")
+
+    def _bind_text_tokenizer(self, pl_module: LightningModule) -> None:
+        """At the first batch (the LM stage builds or restores its text tokenizer after the callbacks' setup):
+        check its motion vocabulary, count tokens with it, take the budget from ``max_source_length``."""
+        self._bound = True
+        text_tok = getattr(pl_module, "text_tokenizer", None)
+        motion = getattr(text_tok, "motion", None)
+        if motion is not None:
+            self.dictionary.check_tokenizer(self.dictionary.tokenizer_hash, parts=motion.parts,
+                                            codebook_sizes=dict(zip(motion.parts, motion.codebook_sizes)),
+                                            source=f"the motion vocabulary of {type(pl_module).__name__}")
+        hf = getattr(text_tok, "hf", None)
+        if hf is not None:
+            self._count_tokens = lambda s: len(hf(s, add_special_tokens=False)["input_ids"])
+        if self.max_prompt_tokens is None:
+            self._budget = pl_module.hparams.get("max_source_length")
+        else:
+            self._budget = self.max_prompt_tokens
+        self._cache.clear()
+
+    def _expected_hash(self, pl_module: LightningModule) -> tuple[str | None, str]:
+        from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+
+        for attr in ("tokenizer_digest", "tokenizer_hash"):
+            digest = getattr(pl_module, attr, None)
+            if isinstance(digest, str):
+                return digest, f"{type(pl_module).__name__}.{attr}"
+        tok = getattr(pl_module, "tokenizer", None)
+        if isinstance(tok, SignTokenizer):
+            return tokenizer_hash(tok), f"{type(pl_module).__name__}.tokenizer"
+        if self.tokenizer is not None:
+            return tokenizer_hash(self.tokenizer), f"tokenizer checkpoint {self.tokenizer}"
+        return None, ""
+
+    def _build_missing(self, trainer: Trainer, expected: str | None) -> None:
+        if self.tokenizer is None:
+            raise DictionaryError(
+                f"sign dictionary {self.dictionary_path} does not exist. Build it with `soke dict build --tokenizer "
+                f"CKPT --data DATAMODULE_YAML --out {self.dictionary_path}`, import the official one with `soke dict "
+                f"import`, or give the callback `tokenizer: CKPT` to build it from the DataModule's "
+                f"{self.build_split!r} split")
+        if trainer.is_global_zero:
+            from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+            from soke_lightning.stages.encode import _datasets
+
+            dm = trainer.datamodule
+            if dm is None or not hasattr(dm, "stores"):
+                raise DictionaryError(f"cannot build {self.dictionary_path}: the trainer has no SignDataModule "
+                                      f"(got {type(dm).__name__}); build it with `soke dict build`")
+            tok = SignTokenizer.from_checkpoint(self.tokenizer)
+            digest = tokenizer_hash(tok)
+            datasets = _datasets(dm, [self.build_split])
+            if self.build_split not in datasets:
+                raise DictionaryError(f"cannot build {self.dictionary_path}: no {self.build_split!r} split in the "
+                                      f"stores {list(dm.stores)}")
+            built = build_dictionary(tok, [datasets[self.build_split]], tokenizer_hash=digest,
+                                     info={"tokenizer": str(Path(self.tokenizer).resolve()),
+                                           "sources": [str(s) for s in dm.stores], "split": self.build_split})
+            built.save(self.dictionary_path)
+            rank_zero_info(f"RetrievalCallback: built {self.dictionary_path} ({len(built)} entries)")
+        trainer.strategy.barrier("retrieval_dictionary")
+
+    # ------------------------------------------------------------------------------------------- injection
+    def prompt(self, text: str, lang: str) -> str:
+        """The prompt of one sentence (what the model sees)."""
+        return self._retrieve(text, lang)[0]
+
+    def _retrieve(self, text: str, lang: str) -> tuple[str, np.ndarray]:
+        key = (text, lang)
+        hit = self._cache.get(key)
+        if hit is None:
+            entries = retrieve(text, lang, self.dictionary, top_k=self.top_k,
+                               max_codes_per_entry=self.max_codes_per_entry, order=self.order, matcher=self._matcher)
+            prompt, kept = fit_to_budget(text, lang, entries, self.dictionary.parts, self._budget,
+                                         self._count_tokens)
+            content, covered = content_coverage(text, lang, self._word_matcher)
+            stats = np.array([1, bool(entries), content, covered, len(kept), len(kept) < len(entries)], np.float64)
+            if len(kept) < len(entries) and not self._warned:
+                self._warned = True
+                rank_zero_warn(f"RetrievalCallback: the prompt of {text[:60]!r} exceeds the budget of "
+                               f"{self._budget} tokens; {len(entries) - len(kept)} of {len(entries)} retrieved "
+                               f"entries dropped (further cases are counted in */retrieval/*/truncated_share)")
+            hit = self._cache[key] = (prompt, stats)
+        return hit
+
+    def _inject(self, pl_module: LightningModule, batch, stage: str) -> None:
+        if not self.enabled:
+            return
+        if not isinstance(batch, SignBatch):
+            raise TypeError(f"RetrievalCallback needs SignBatch batches, got {type(batch).__name__}")
+        if self.dictionary is None:
+            raise RuntimeError("RetrievalCallback: no dictionary loaded (setup was not called)")
+        if not self._bound:
+            self._bind_text_tokenizer(pl_module)
+        prompts = []
+        sums = self._sums.setdefault(stage, np.zeros((len(LANGUAGES), len(_STATS))))
+        seen = self._seen.setdefault(stage, set())
+        langs = list(LANGUAGES)
+        for text, lang, key in zip(batch.text, batch.lang, batch.keys):
+            prompt, stats = self._retrieve(text, lang)
+            prompts.append(prompt)
+            if self.log_coverage and key not in seen:
+                seen.add(key)
+                sums[langs.index(lang)] += stats
+        batch.prompt = prompts
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._inject(pl_module, batch, "train")
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._inject(pl_module, batch, "validation")
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._inject(pl_module, batch, "test")
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        self._inject(pl_module, batch, "predict")
+
+    # ---------------------------------------------------------------------------------------------- coverage
+    def _reset(self, stage: str) -> None:
+        self._sums.pop(stage, None)
+        self._seen.pop(stage, None)
+
+    def _finish(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if not (self.enabled and self.log_coverage):
+            return
+        local = self._sums.get(stage, np.zeros((len(LANGUAGES), len(_STATS))))
+        total = trainer.strategy.reduce(torch.tensor(local, device=pl_module.device), reduce_op="sum")
+        total = total.detach().cpu().numpy()
+        self._reset(stage)
+        results = {}
+        for lang, row in zip(LANGUAGES, total):
+            s = dict(zip(_STATS, row))
+            if s["sentences"] == 0:
+                continue
+            results[lang] = {
+                "sentences": float(s["sentences"]),
+                "sentence_hit_rate": s["hit"] / s["sentences"],
+                "content_word_coverage": s["covered"] / s["content_words"] if s["content_words"] else 0.0,
+                "entries_per_sentence": s["entries"] / s["sentences"],
+                "truncated_share": s["truncated"] / s["sentences"],
+            }
+        self.coverage[stage] = results
+        if stage == "predict" or trainer.sanity_checking:
+            if stage == "predict":
+                rank_zero_info(f"RetrievalCallback coverage ({stage}): {results}")
+            return
+        prefix = _STAGE_PREFIX[stage]
+        for lang, values in results.items():
+            for name, value in values.items():
+                if name != "sentences":
+                    pl_module.log(f"{prefix}/retrieval/{lang}/{name}", float(value), sync_dist=False,
+                                  add_dataloader_idx=False)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("train")
+
+    def on_validation_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("validation")
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("test")
+
+    def on_predict_epoch_start(self, trainer, pl_module) -> None:
+        self._reset("predict")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._finish(trainer, pl_module, "train")
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        self._finish(trainer, pl_module, "validation")
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        self._finish(trainer, pl_module, "test")
+
+    def on_predict_epoch_end(self, trainer, pl_module) -> None:
+        self._finish(trainer, pl_module, "predict")
