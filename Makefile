@@ -11,8 +11,11 @@ export PYTHONUNBUFFERED := 1
 # Data and outputs (override on the command line: make demo DEMO_DATA=/path)
 DEMO_DATA ?= data/synthsign-demo
 OUT ?= outputs
+STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/best.ckpt
+TOKENS := $(OUT)/tokens-demo
+STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo bench clean
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -39,6 +42,37 @@ lint: $(STAMP)  ## ruff
 
 bench: $(STAMP)  ## run the benchmarks; JSON goes to bench/results/
 	$(PY) bench/run.py
+
+$(DEMO_DATA)/store.json: | $(STAMP)
+	$(SOKE) synth --out $(DEMO_DATA) --preset demo
+
+demo-data: $(DEMO_DATA)/store.json  ## generate the SynthSign demo corpus (data/synthsign-demo) if absent
+
+fonts:  ## best effort: install a CJK font so Chinese captions render (Debian/Ubuntu, needs root)
+	@fc-list :lang=zh 2>/dev/null | grep -q . || (apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 \
+		|| echo "make fonts: could not install fonts-wqy-microhei; Chinese captions will show as boxes")
+
+$(STAGE1_CKPT): | $(DEMO_DATA)/store.json
+	$(STAGE1_ENV) $(SOKE) fit --config experiments/stage1/demo.yaml
+	$(STAGE1_ENV) $(SOKE) test --config experiments/stage1/demo.yaml --ckpt_path $(STAGE1_CKPT) \
+	  --trainer.logger.init_args.version test
+	$(SOKE) encode --tokenizer $(STAGE1_CKPT) --data datamodules/synthsign.yaml \
+	  --set "init_args.stores=[$(DEMO_DATA)]" --out $(TOKENS) --preview 3 --preview-out $(OUT)/stage1-demo/preview
+	@echo "stage 1: checkpoint $(STAGE1_CKPT) (and last.ckpt); metrics $(OUT)/stage1-demo/logs/{fit,test}/metrics.csv;"
+	@echo "         ground truth | reconstruction GIFs in $(OUT)/stage1-demo/preview; token cache $(TOKENS)"
+
+train-stage1: $(DEMO_DATA)/store.json  ## (re)train the demo tokenizer on SynthSign (<= 4 min), test it, encode the token cache
+	rm -f $(STAGE1_CKPT)
+	$(MAKE) --no-print-directory $(STAGE1_CKPT)
+
+demo: $(DEMO_DATA)/store.json  ## the main job on SynthSign: corpus -> info -> baselines -> renders in outputs/demo/
+	@mkdir -p $(OUT)/demo
+	$(SOKE) data info $(DEMO_DATA)
+	$(SOKE) baselines --store $(DEMO_DATA) --split test --json $(OUT)/demo/baselines.json
+	$(SOKE) render $(DEMO_DATA) --split test --lang asl --n 1 --out $(OUT)/demo/ground_truth
+	$(SOKE) render $(DEMO_DATA) --split test --lang csl --n 1 --out $(OUT)/demo/ground_truth
+	$(SOKE) render $(DEMO_DATA) --split test --lang dgs --n 1 --out $(OUT)/demo/ground_truth
+	@echo "demo: renders in $(OUT)/demo/ground_truth, baselines in $(OUT)/demo/baselines.json"
 
 clean:  ## remove outputs and caches (keeps .venv and data)
 	rm -rf $(OUT) .pytest_cache lightning_logs

@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LIGHTNING_SUBCOMMANDS: dict[str, str] = {
@@ -97,11 +98,23 @@ def run_tool(name: str, argv: list[str]) -> int:
     return int(result or 0)
 
 
+def _configure_logging(level: str) -> None:
+    """Our loggers print through one handler; Lightning keeps its own (a root handler would print its lines twice)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("soke_lightning")
+    package.handlers[:] = [handler]
+    package.setLevel(level)
+    package.propagate = False
+    # Lightning's own deprecation noise about torch internals is not actionable for users.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `soke` console script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("WANDB_MODE", "offline")
-    logging.basicConfig(level=os.environ.get("SOKE_LOG_LEVEL", "INFO"), format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging(os.environ.get("SOKE_LOG_LEVEL", "INFO"))
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_main_help())
