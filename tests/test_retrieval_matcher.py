@@ -14,6 +14,7 @@ from soke_lightning.retrieval.matcher import (
     content_coverage,
     retrieve,
     select,
+    separator_texts,
     subsample_codes,
 )
 
@@ -169,3 +170,8 @@ def test_synthsign_function_words_are_declared():
                 if concept is None and word.lower() not in FUNCTION_WORDS[spoken]:
                     missing.setdefault(spoken, set()).add(word)
     assert not missing, f"SynthSign function words missing from FUNCTION_WORDS: {missing}"
+
+
+def test_separator_texts_cover_every_language_and_index():
+    texts = separator_texts(3)
+    assert len(texts) == 9 and " Key word 3, " in texts and " 关键词 1, " in texts and " Schlüsselwort 2, " in texts

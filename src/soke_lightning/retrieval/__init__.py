@@ -24,11 +24,12 @@ from soke_lightning.retrieval.matcher import (
     content_coverage,
     get_matcher,
     retrieve,
+    separator_texts,
     tokenize,
 )
 
 __all__ = [
     "FUNCTION_WORDS", "MATCHERS", "OFFICIAL_IMPORT_HASH", "DictionaryError", "DictionaryMismatchError", "Match",
     "RetrievedEntry", "SignDictionary", "SokeSubstringMatcher", "WordMatcher", "build_dictionary", "build_prompt",
-    "content_coverage", "get_matcher", "import_word2code", "normalize_word", "retrieve", "tokenize",
+    "content_coverage", "get_matcher", "import_word2code", "normalize_word", "retrieve", "separator_texts", "tokenize",
 ]

@@ -299,6 +299,17 @@ def format_prompt(text: str, lang: str, entries: Sequence[RetrievedEntry], parts
     return text + "".join(separator.format(i=i) + motion_string(e.codes, parts) for i, e in enumerate(entries, 1))
 
 
+def separator_texts(max_entries: int = 10) -> list[str]:
+    """Every language's retrieval separator for entries 1..``max_entries`` (``" Key word 3, "`` ...).
+
+    A text tokenizer trained only on the corpus sentences may lack the separators' characters (digits, 关键词) and
+    turn them into ``<unk>``, losing the entry index; add these strings to its training texts.
+    """
+    from soke_lightning.data.languages import LANGUAGES
+
+    return [lang.retrieval_separator.format(i=i) for lang in LANGUAGES.values() for i in range(1, max_entries + 1)]
+
+
 def approximate_token_count(prompt: str) -> int:
     """An upper bound of the tokens a prompt needs without its tokenizer.
 
