@@ -1,4 +1,4 @@
-"""Lightning callbacks: the prediction writer (motion exports per sample).
+"""Lightning callbacks: the prediction writer (motion exports per sample) and retrieval prompt injection.
 
 Imports are lazy so that ``import soke_lightning.callbacks`` stays cheap; LightningCLI configs name the classes
 by path (``soke_lightning.callbacks.PredictionWriter``).
@@ -12,6 +12,7 @@ _EXPORTS = {
     "MotionPrediction": "soke_lightning.callbacks.prediction_writer",
     "PredictionWriter": "soke_lightning.callbacks.prediction_writer",
     "safe_stem": "soke_lightning.callbacks.prediction_writer",
+    "RetrievalCallback": "soke_lightning.callbacks.retrieval",
 }
 
 
