@@ -33,6 +33,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "generate": ("soke_lightning.stages.generate", "text -> sign motion (.npz, joints, GIF) with a stage-2 checkpoint"),
     "dict": ("soke_lightning.retrieval.cli", "sign dictionaries for retrieval: build / import / match / info"),
     "sweep": ("soke_lightning.sweep", "run a wandb-format sweep locally (grid / random), resumable"),
+    "backtranslate": ("soke_lightning.stages.backtranslate_cli", "sign -> text back-translation and B-T BLEU/ROUGE"),
+    "report": ("soke_lightning.report.cli", "write a self-contained HTML evaluation report of a run"),
 }
 
 
