@@ -34,7 +34,7 @@ import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
@@ -150,7 +150,7 @@ class LMStage(LightningModule):
     def __init__(
         self,
         tokenizer_ckpt: str,
-        mbart: dict | str,
+        mbart: dict[str, Any] | str,
         tokenizer_hash: str | None = None,
         text_tokenizer: str = EMBEDDED,
         text_vocab_size: int = 8000,
@@ -161,7 +161,7 @@ class LMStage(LightningModule):
         separate_heads: bool = False,
         mean_resizing: bool = True,
         max_source_length: int = 256,
-        generation: dict | None = None,
+        generation: dict[str, Any] | None = None,
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.9, 0.99),
         weight_decay: float = 0.0,
