@@ -1,0 +1,68 @@
+"""`soke generate` on the debug stage-2 checkpoint (built once per session by test_stage2_lm.pipeline): .npz in the
+official layout + GIF per sentence, ground truth next to the prediction in --store mode, clear errors for bad input."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.stages import generate
+from test_stage2_lm import pipeline
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return pipeline(tmp_path_factory)
+
+
+def _args(ckpt, out, *argv):
+    parser = argparse.ArgumentParser()
+    generate.add_arguments(parser)
+    return parser.parse_args(["--ckpt", str(ckpt), "--out", str(out), *argv])
+
+
+def test_generate_writes_npz_and_gif_per_sentence(run, tmp_path, capsys):
+    texts = ["In the morning the student flies to the zoo.", "The teacher is happy."]
+    out = tmp_path / "gen"
+    assert generate.run(_args(run["ckpt"], out, "--lang", "asl", "--text", texts[0], "--text", texts[1])) == 0
+    printed = capsys.readouterr().out
+    assert texts[0] in printed and "wrote 2 sentence(s)" in printed
+    for i, text in enumerate(texts):
+        data = np.load(out / f"{i:03d}_asl.npz")
+        raw, joints = data["raw"], data["joints"]
+        assert raw.ndim == 2 and raw.shape[1] == RAW_DIM and raw.shape[0] % 4 == 0 and raw.shape[0] >= 4
+        assert joints.shape[:1] == raw.shape[:1] and joints.shape[2] == 3 and np.isfinite(joints).all()
+        assert str(data["text"]) == text and str(data["lang"]) == "asl"
+        assert (out / f"{i:03d}_asl.gif").stat().st_size > 1000
+
+
+def test_generate_from_store_renders_next_to_ground_truth(run, tmp_path):
+    out = tmp_path / "store"
+    assert generate.run(_args(run["ckpt"], out, "--store", str(run["store"]), "--split", "test", "--n", "1",
+                              "--formats", "npz")) == 0
+    files = sorted(p.name for p in out.glob("*.npz"))
+    assert len(files) == 3 and {f.split("_")[0] for f in files} == {"asl", "csl", "dgs"}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lang", "bsl", "--text", "hello"], "unknown language 'bsl'"),
+    (["--text", "hello"], "--lang is required"),
+    (["--lang", "asl", "--text", "   "], "the text is empty"),
+    (["--lang", "dgs", "--text", " ".join(["Flughafen"] * 300)], "too long"),
+    (["--lang", "asl", "--text", "hello", "--dictionary", "dict.json"], "--dictionary"),
+])
+def test_bad_inputs_give_clear_errors(run, tmp_path, capsys, argv, message):
+    assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
+    err = capsys.readouterr().err
+    assert "soke generate: error:" in err and message in err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_input_file_with_only_blank_lines_is_refused(run, tmp_path, capsys):
+    path = tmp_path / "in.txt"
+    path.write_text("\n  \n", encoding="utf-8")
+    assert generate.run(_args(run["ckpt"], tmp_path / "o", "--lang", "csl", "--input", str(path))) == 2
+    assert "holds no sentence" in capsys.readouterr().err
