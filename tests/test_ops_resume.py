@@ -1,0 +1,94 @@
+"""Exact resume: a stage-1 run killed with SIGKILL in the middle of an epoch and resumed from its last step
+checkpoint ends with the same weights, optimizer state and metrics as an uninterrupted run (bit-identical on CPU)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tests" / "scripts" / "ops_resume.py"
+
+
+def _env() -> dict:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
+            "CUBLAS_WORKSPACE_CONFIG": ":4096:8"}
+
+
+def _run(*args, timeout=240) -> None:
+    proc = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=_env())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def _assert_same(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), what
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), f"{what}: {key} differs"
+        elif isinstance(a[key], dict):
+            _assert_same(a[key], b[key], f"{what}.{key}")
+        else:
+            assert a[key] == b[key], f"{what}: {key}: {a[key]} != {b[key]}"
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """The store and an uninterrupted 2-epoch run (12 steps)."""
+    from test_stage1_stage import make_store
+
+    root = tmp_path_factory.mktemp("resume")
+    store = make_store(root / "store", {"train": 4, "val": 1, "test": 1})
+    _run(store, root / "full")
+    return store, torch.load(root / "full" / "final.pt", weights_only=False)
+
+
+def _kill_and_resume(store: Path, cut: Path, *flags: str) -> dict:
+    pause_at = 3  # epoch 0 has 6 steps: killed after step 3, in the middle of the first epoch
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), str(store), str(cut), "--pause-at", str(pause_at), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 240
+    while not (cut / "paused").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "the run never reached the kill point"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL and not (cut / "final.pt").exists()
+    assert (cut / "paused").read_text() == f"0 {pause_at}"  # epoch 0, batch 3: mid-epoch
+    last = cut / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, weights_only=False)
+    assert ckpt["global_step"] == pause_at and ckpt["epoch"] == 0
+    _run(store, cut, "--ckpt", last, *flags)
+    return torch.load(cut / "final.pt", weights_only=False)
+
+
+def _assert_resumed_equals_full(a: dict, b: dict, pause_at: int = 3) -> None:
+    assert a["global_step"] == b["global_step"] == 12
+    # the resumed run trained exactly the batches the full run trained after step 3, in the same order
+    assert {s: n for s, n in a["names"].items() if s >= pause_at} == b["names"]
+    _assert_same(a["tokenizer"], b["tokenizer"], "tokenizer")
+    _assert_same(a["optimizer"]["state"], b["optimizer"]["state"], "optimizer")
+    assert a["metrics"] == b["metrics"]
+
+
+@pytest.mark.slow  # three short training processes (about 40 s on 2 busy cores)
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(full_run, tmp_path):
+    """With the requested SignDataModule change (the training sampler skips the batches already trained)."""
+    store, full = full_run
+    _assert_resumed_equals_full(full, _kill_and_resume(store, tmp_path / "cut", "--skip-trained"))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "SignDataModule's training loader restarts at the epoch's first batch after a mid-epoch checkpoint (Lightning "
+    "restores only its counters); requested: skip the batches already trained (tests/scripts/ops_resume.py, "
+    "skip_trained_batches)"))
+def test_sigkill_mid_epoch_then_resume_with_the_shipped_datamodule(full_run, tmp_path):
+    store, full = full_run
+    _assert_resumed_equals_full(full, _kill_and_resume(store, tmp_path / "cut"))
