@@ -171,6 +171,7 @@ def test_shipped_sweep_keys_exist_in_the_target_config(path, store, monkeypatch)
         pytest.skip(f"{path.name}: target config {[c for c in debug.command if c.endswith('.yaml')]} not in this "
                     "checkout yet")
     monkeypatch.setenv("SOKE_OUT", str(store.parent / "out"))
+    monkeypatch.setattr(sys, "argv", ["soke"])  # LightningCLI warns when it also sees pytest's arguments
     for params in sw.expand(spec, max_runs=2):
         argv = sw.build_argv(debug, params, extra=extra)
         config = ParseOnly(args=argv[argv.index("fit") + 1:], run=False).config.as_dict()
