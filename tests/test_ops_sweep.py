@@ -185,14 +185,24 @@ def test_shipped_sweep_keys_exist_in_the_target_config(path, store, monkeypatch)
 
 @pytest.mark.slow  # two short Lightning runs per sweep file, in subprocesses (about 1 min per file on 2 cores)
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
-def test_two_point_sweep_of_every_shipped_file_runs_on_debug_configs(path, store, tmp_path):
+def test_two_point_sweep_of_every_shipped_file_runs_on_debug_configs(path, store, tmp_path, tmp_path_factory):
     spec = sw.load_sweep(path)
     debug, extra = _debug_command(spec, store)
     if not _target_exists(debug):
         pytest.skip(f"{path.name}: target config not in this checkout yet")
+    if any("stage2" in c for c in debug.command):
+        # stage 2 needs a stage-1 checkpoint and its token cache: the stage-2 tests' session pipeline makes them
+        from test_stage2_lm import pipeline
+
+        run = pipeline(tmp_path_factory)
+        extra = [x for x in extra if not x.startswith(("--data.init_args.stores", "--data.init_args.batch_size"))]
+        extra += [f"--data.init_args.stores=[{run['store']}]", "--data.init_args.batch_size=8",
+                  f"--data.init_args.token_cache={run['cache']}", f"--model.init_args.tokenizer_ckpt={run['stage1']}"]
     records = sw.run_sweep(debug, tmp_path / "out", max_runs=2, extra=extra, progress=False)
     assert len(records) == 2, records
     assert all(r["status"] == "ok" and r["metric"] is not None for r in records), \
         [(r["status"], (Path(r["run_dir"]) / "log.txt").read_text()[-2000:]) for r in records]
     assert (tmp_path / "out" / sw.metric_filename(spec.metric)).exists()
     assert shlex.join(records[0]["argv"]).startswith(shlex.join(["/usr/bin/env", sys.executable]))
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert table.count("| ok |") == 2
