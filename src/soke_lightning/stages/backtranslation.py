@@ -121,6 +121,13 @@ class BackTranslationModel(nn.Module):
                                              norm=nn.LayerNorm(c.d_model))
         self.head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.head.weight = self.token_embed.weight  # tied, as mBART's lm_head
+        # small embeddings (mBART's init_std 0.02): with the sqrt(d_model) input scale and the tied head, N(0, 1)
+        # embeddings give logits of tens and a first loss near 100
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+        nn.init.normal_(self.text_pos.weight, std=0.02)
+        nn.init.normal_(self.motion_pos.weight, std=0.02)
+        with torch.no_grad():
+            self.token_embed.weight[c.pad_id].zero_()
 
     def motion_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Down-sampled lengths (ceil(T / downsample), at least 1)."""

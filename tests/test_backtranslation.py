@@ -1,0 +1,191 @@
+"""Back-translation: sum-state BLEU/ROUGE equals the reference scorer, the model learns a tiny corpus and decodes it
+greedily, the debug experiment trains through `soke fit` into a checkpoint that `BackTranslator.from_checkpoint` and
+`soke backtranslate` (store, PredictionWriter folder, mean pose) read."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
+from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
+from soke_lightning.data.store import Sample, StoreWriter, open_store
+from soke_lightning.metrics.bleu import bleu_rouge
+from soke_lightning.stages.backtranslation import (
+    BackTranslationConfig,
+    BackTranslationModel,
+    BackTranslator,
+    BleuRougeStats,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTENCES = {"asl": ["the bird cries", "my friend eats bread"], "csl": ["我 爱 你", "今天 下雨"],
+             "dgs": ["der hund schläft", "ich trinke wasser"]}
+
+
+def test_bleu_rouge_stats_equal_reference_scorer():
+    hyps = {"asl": ["the bird cries loudly", "my friend eats", "a cat"],
+            "csl": ["我爱你们", "今天下雨了", "好"],
+            "dgs": ["der hund schläft", "ich trinke", "wasser ich trinke"]}
+    refs = {"asl": ["the bird cries", "my friend eats bread", "the cat sleeps"],
+            "csl": ["我 爱 你", "今天 下雨", "你好"],
+            "dgs": ["der hund schläft", "ich trinke wasser", "ich trinke wasser"]}
+    metric = BleuRougeStats(["asl", "csl", "dgs"])
+    for k in range(3):  # three updates with one sentence of each language, in mixed order
+        langs = ["dgs", "asl", "csl"]
+        metric.update([hyps[lang][k] for lang in langs], [refs[lang][k] for lang in langs], langs)
+    got = metric.compute()
+    for lang in hyps:
+        want = bleu_rouge(hyps[lang], refs[lang], lang)
+        for key, value in want.items():
+            assert got[lang][key] == pytest.approx(value, abs=1e-6), (lang, key)
+    assert 0 < got["asl"]["bleu1"] < 100 and got["dgs"]["bleu4"] > 0
+
+
+def _motion(seed: int, t: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    phase, freq = torch.rand(133, generator=g) * 6.28, 0.05 + 0.2 * torch.rand(133, generator=g)
+    return torch.sin(torch.arange(t)[:, None] * freq + phase)
+
+
+def test_model_overfits_four_pairs_and_greedy_decodes_them():
+    torch.manual_seed(0)
+    vocab, pad, eos = 12, 1, 2
+    cfg = BackTranslationConfig(vocab_size=vocab, pad_id=pad, eos_id=eos, d_model=32, encoder_layers=1,
+                                decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0, downsample=4, max_text_length=8)
+    model = BackTranslationModel(cfg)
+    targets = [[4, 5, 6], [7, 8], [9, 4, 10, 11], [5]]
+    lengths = torch.tensor([48, 40, 64, 52])
+    feats = torch.zeros(4, 64, 133)
+    for i, t in enumerate(lengths.tolist()):
+        feats[i, :t] = _motion(i, t)
+    start = torch.full((4,), 3)
+    width = max(map(len, targets)) + 1
+    inp = torch.full((4, width), pad)
+    lab = torch.full((4, width), -100)
+    for i, row in enumerate(targets):
+        inp[i, : len(row) + 1] = torch.tensor([3, *row])
+        lab[i, : len(row) + 1] = torch.tensor([*row, eos])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    first = None
+    for _ in range(150):
+        loss = F.cross_entropy(model(feats, lengths, inp).flatten(0, 1), lab.flatten(), ignore_index=-100)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert float(loss) < 0.05 * first
+    assert model.greedy(feats, lengths, start) == targets
+    # padding beyond a sequence's length does not change its translation
+    noisy = feats.clone()
+    noisy[1, 40:] = 5.0
+    assert model.greedy(noisy, lengths, start)[1] == targets[1]
+
+
+def make_store(root: Path, per_split: dict[str, int] | None = None) -> Path:
+    """A tiny store: each sentence has its own smooth motion pattern (same pattern in every split)."""
+    per_split = per_split or {"train": 4, "val": 2, "test": 2}
+    moving = np.r_[36:159, 169:179]
+    writer = StoreWriter(root, {"corpus": "bt-test"})
+    for split, n in per_split.items():
+        with writer.split(split) as out:
+            for li, (lang, sentences) in enumerate(SENTENCES.items()):
+                for i in range(n):
+                    k = i % len(sentences)
+                    rng = np.random.default_rng(10 * li + k)
+                    t = 40 + 8 * k + 4 * (i // len(sentences))
+                    phase, freq = rng.uniform(0, 6.28, moving.size), rng.uniform(0.02, 0.15, moving.size)
+                    frames = np.zeros((t, RAW_DIM), np.float32)
+                    frames[:, moving] = 0.3 * np.sin(np.arange(t)[:, None] * freq * 6.28 + phase)
+                    frames[:, RAW_SLICES["smplx_shape"]] = 0.1
+                    out.add(Sample(f"{lang}_{split}_{i}", sentences[k], lang, "synthsign", frames, 25.0))
+    mean, std, count = compute_stats(s.frames for s in open_store(root).split("train"))
+    save_stats(root / STATS_FILE, mean, std, count, "bt test store")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """(store, checkpoint) of the debug experiment fitted for a few steps through the `soke fit` CLI."""
+    from soke_lightning.lightning_cli import SokeCLI
+
+    tmp = tmp_path_factory.mktemp("bt")
+    store = make_store(tmp / "store")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SOKE_OUT", str(tmp / "out"))
+    try:
+        cli = SokeCLI(args=["fit", "--config", str(ROOT / "experiments/backtranslation/debug.yaml"),
+                            "--data", str(ROOT / "datamodules/synthsign.yaml"),
+                            "--data.init_args.stores", f"[{store}]", "--data.init_args.batch_size", "6",
+                            "--trainer.max_epochs", "3"], run=True)
+    finally:
+        mp.undo()
+    metrics = cli.trainer.callback_metrics
+    return store, tmp / "out" / "backtranslation-debug" / "checkpoints" / "last.ckpt", metrics
+
+
+def test_debug_fit_logs_bleu_and_checkpoint_rebuilds_translator(trained):
+    store, ckpt, metrics = trained
+    for key in ("val/bleu4", "val/asl/bleu4", "val/csl/bleu4", "val/dgs/bleu4", "val/loss"):
+        assert key in metrics and torch.isfinite(metrics[key]), key
+    translator = BackTranslator.from_checkpoint(ckpt)
+    stats = torch.load(store / STATS_FILE)
+    assert torch.allclose(translator.normalizer.mean[:30], stats["mean"][36:66])
+    assert translator.model.config.d_model == 32
+    assert translator.text_tokenizer.token_id("zh_CN") == int(translator.start_ids(["csl"])[0])
+    frames = open_store(store).split("test")[0].frames
+    texts = translator.translate_raw([frames, frames[:44]], ["asl", "dgs"])
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    with pytest.raises(ValueError, match=r"\[B, T, 133\]"):
+        translator.translate(torch.zeros(1, 10, 179), torch.tensor([10]), ["asl"])
+
+
+def test_from_checkpoint_refuses_other_checkpoints(tmp_path):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "soke_tokenizer": {}}, path)
+    with pytest.raises(KeyError, match="not a back-translation checkpoint"):
+        BackTranslator.from_checkpoint(path)
+
+
+def test_backtranslate_tool_store_predictions_and_mean_pose(trained, tmp_path, capsys):
+    from soke_lightning.callbacks.prediction_writer import MotionPrediction, PredictionWriter
+    from soke_lightning.stages import backtranslate_cli
+
+    store, ckpt, _ = trained
+    split = open_store(store).split("test")
+    writer = PredictionWriter(out_dir=tmp_path / "pred", formats=["npz"])
+    writer._written, writer._skipped, writer._rank = {}, 0, 0
+    writer.out_dir.mkdir(parents=True)
+    writer.write([MotionPrediction(name=f"synthsign/{s.name}", text=s.text, lang=s.lang, raw=s.frames, fps=25.0)
+                  for s in (split[i] for i in range(len(split)))])
+    parser = argparse.ArgumentParser()
+    backtranslate_cli.add_arguments(parser)
+    out_json = tmp_path / "bt.json"
+    args = parser.parse_args(["--model", str(ckpt), "--store", str(store), "--predictions", str(tmp_path / "pred"),
+                              "--mean-pose", "--json", str(out_json)])
+    assert backtranslate_cli.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "ground_truth" in printed and "mean_pose" in printed and "predictions" in printed
+    result = json.loads(out_json.read_text())
+    assert set(result["sources"]) == {"ground_truth", "predictions", "mean_pose"}
+    for source in result["sources"].values():
+        assert set(source) == {"asl", "csl", "dgs", "all"}
+        assert set(source["asl"]) == {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
+    # the predictions are the ground-truth frames (uncropped): same sentences, same references
+    assert [s["text"] for s in result["samples"]["predictions"]] == [s["text"] for s in result["samples"]["ground_truth"]]
+    assert len(result["samples"]["mean_pose"]) == len(split)
+
+
+def test_backtranslate_tool_names_a_missing_index(tmp_path):
+    from soke_lightning.stages.backtranslate_cli import read_predictions
+
+    with pytest.raises(FileNotFoundError, match="index.rank"):
+        read_predictions(tmp_path)
