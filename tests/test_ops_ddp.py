@@ -72,6 +72,7 @@ def _launch_pair(argv_for_rank, env_for_rank, timeout=300):
     return results
 
 
+@pytest.mark.slow  # about 20 s; the 2-process test covers the same training checks by default
 @pytest.mark.ddp
 def test_two_torchrun_nodes_on_localhost(stores, tmp_path):
     out, port = tmp_path / "node", _free_port()

@@ -24,7 +24,10 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
     from soke_lightning.callbacks.media import ValidationMedia
     from soke_lightning.lightning_cli import SokeCLI
 
+    import wandb
+
     monkeypatch.setenv("WANDB_MODE", "offline")
+    wandb.teardown()  # settings cached by an earlier wandb use in this process (WANDB_MODE=disabled) are dropped
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("SOKE_OUT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
@@ -59,9 +62,8 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
         assert {row[1] for row in table["data"]} == {r["name"] for r in media.logged}
         assert "val/mpjpe_pa_hand" in trainer.callback_metrics
     finally:
-        import wandb
-
         wandb.finish()
+        wandb.teardown()
 
 
 def test_media_samples_hook_and_tokenizer_fallback():

@@ -13,9 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow  # one short Lightning fit (about 10 s)
 def test_bf16_accumulation_and_clipping_fit(tmp_path, monkeypatch):
-    from test_stage1_stage import make_store
-
     from soke_lightning.lightning_cli import SokeCLI
+    from test_stage1_stage import make_store
 
     store = make_store(tmp_path / "store", {"train": 4, "val": 1, "test": 1})
     monkeypatch.setenv("SOKE_OUT", str(tmp_path / "out"))
