@@ -68,7 +68,7 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
 
 def test_media_samples_hook_and_tokenizer_fallback():
     """A stage decides what is shown through media_samples(batch, k); stage 1 falls back to gt | reconstruction."""
-    from soke_lightning.callbacks.media import MediaSample, ValidationMedia, tokenizer_media
+    from soke_lightning.callbacks.media import MediaSample, ValidationMedia, generation_media, tokenizer_media
     from soke_lightning.data.batch import SignBatch
     from soke_lightning.models.tokenizer import SignTokenizer
 
@@ -83,6 +83,18 @@ def test_media_samples_hook_and_tokenizer_fallback():
     assert [s.name for s in samples] == ["synthsign/x", "csl_daily/y"]
     assert [s.sequences[0].shape[0] for s in samples] == [8, 4] and samples[1].titles[1] == "reconstruction"
     assert torch.allclose(samples[1].sequences[0], tok.normalizer.denormalize(batch.poses[1, :4]))
+    # stage 2: ground truth | generated through generate(prompts, langs), prompts when the batch has them
+    calls = []
+
+    def generate(prompts, langs):
+        calls.append((prompts, langs))
+        return torch.ones(len(prompts), 6, 133), torch.tensor([6, 3][: len(prompts)])
+
+    stage.generate = generate
+    batch.prompt = ["a + dict", "b + dict"]
+    generated = generation_media(stage, batch, 1)
+    assert calls == [(["a + dict"], ["asl"])] and len(generated) == 1
+    assert generated[0].titles == ["ground truth", "generated"] and generated[0].sequences[1].shape == (6, 133)
     with pytest.raises(ValueError, match="num_samples"):
         ValidationMedia(num_samples=0)
     assert MediaSample("n", "t", "asl", [torch.zeros(3, 133)], ["generated"]).fps == 25.0

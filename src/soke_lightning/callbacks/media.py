@@ -13,8 +13,11 @@ What is shown comes from the stage:
 
 * a LightningModule with ``media_samples(batch, k) -> list[MediaSample]`` decides itself (stage 2: generated
   clips next to the ground truth);
-* a module with a ``tokenizer`` (stage 1, :class:`~soke_lightning.stages.tokenizer_stage.TokenizerStage`) gets
-  ground truth | reconstruction through ``tokenizer(poses, lengths)`` and ``tokenizer.normalizer``.
+* a module with ``generate(prompts, langs) -> (features, lengths, ...)`` and a ``tokenizer`` (stage 2,
+  :class:`~soke_lightning.stages.lm_stage.LMStage`) gets ground truth | generated (prompt: ``batch.prompt`` or the
+  text);
+* a module with a ``tokenizer`` only (stage 1, :class:`~soke_lightning.stages.tokenizer_stage.TokenizerStage`)
+  gets ground truth | reconstruction through ``tokenizer(poses, lengths)`` and ``tokenizer.normalizer``.
 
 Joints come from the stage's ``backend`` (its forward-kinematics backend) or the builtin skeleton.
 
@@ -61,10 +64,18 @@ class MediaSample:
     fps: float = 25.0
 
 
-def tokenizer_media(pl_module: LightningModule, batch: SignBatch, k: int) -> list[MediaSample]:
-    """Ground truth | reconstruction of the first ``k`` samples of ``batch`` through ``pl_module.tokenizer``."""
+def _fps(corpus_name: str) -> float:
     from soke_lightning.data.languages import get_corpus
 
+    try:
+        corpus = get_corpus(corpus_name)
+        return float(corpus.fps_cap or corpus.fps)
+    except (KeyError, ValueError):
+        return 25.0
+
+
+def tokenizer_media(pl_module: LightningModule, batch: SignBatch, k: int) -> list[MediaSample]:
+    """Ground truth | reconstruction of the first ``k`` samples of ``batch`` through ``pl_module.tokenizer``."""
     tokenizer = pl_module.tokenizer
     poses, lengths = batch.poses[:k], batch.lengths[:k]
     with torch.no_grad():
@@ -74,14 +85,27 @@ def tokenizer_media(pl_module: LightningModule, batch: SignBatch, k: int) -> lis
     for i in range(len(lengths)):
         n = int(lengths[i])
         gt, rec = norm.denormalize(poses[i, :n]), norm.denormalize(recon[i, :n])
-        try:
-            corpus = get_corpus(batch.corpus[i])
-            fps = float(corpus.fps_cap or corpus.fps)
-        except (KeyError, ValueError):
-            fps = 25.0
         out.append(MediaSample(name=batch.keys[i], text=batch.text[i], lang=batch.lang[i],
                                sequences=[gt.float().cpu(), rec.float().cpu()],
-                               titles=["ground truth", "reconstruction"], fps=fps))
+                               titles=["ground truth", "reconstruction"], fps=_fps(batch.corpus[i])))
+    return out
+
+
+def generation_media(pl_module: LightningModule, batch: SignBatch, k: int) -> list[MediaSample]:
+    """Ground truth | generated motion of the first ``k`` samples through ``pl_module.generate(prompts, langs)``."""
+    prompts = list(batch.prompt if batch.prompt is not None else batch.text)[:k]
+    langs = list(batch.lang)[:k]
+    with torch.no_grad():
+        feats, lengths = pl_module.generate(prompts, langs)[:2]
+    norm = pl_module.tokenizer.normalizer
+    out = []
+    for i in range(len(langs)):
+        n = int(batch.lengths[i])
+        gt = norm.denormalize(batch.poses[i, :n])
+        gen = feats[i, : max(1, int(lengths[i]))]
+        out.append(MediaSample(name=batch.keys[i], text=batch.text[i], lang=batch.lang[i],
+                               sequences=[gt.float().cpu(), gen.float().cpu()],
+                               titles=["ground truth", "generated"], fps=_fps(batch.corpus[i])))
     return out
 
 
@@ -143,10 +167,13 @@ class ValidationMedia(Callback):
             return
         if hasattr(pl_module, "media_samples"):
             self._samples += list(pl_module.media_samples(batch, missing))[:missing]
+        elif hasattr(pl_module, "generate") and hasattr(pl_module, "tokenizer"):
+            self._samples += generation_media(pl_module, batch, missing)
         elif hasattr(pl_module, "tokenizer"):
             self._samples += tokenizer_media(pl_module, batch, missing)
         elif batch_idx == 0:
-            log.warning("ValidationMedia: %s has neither media_samples(batch, k) nor a tokenizer; nothing to show",
+            log.warning("ValidationMedia: %s has neither media_samples(batch, k), generate(prompts, langs) nor a "
+                        "tokenizer; nothing to show",
                         type(pl_module).__name__)
 
     # ------------------------------------------------------------------------------------------- rendering
