@@ -19,12 +19,11 @@ def store(tmp_path_factory):
 
 
 def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
+    import wandb
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
     from soke_lightning.callbacks.media import ValidationMedia
     from soke_lightning.lightning_cli import SokeCLI
-
-    import wandb
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     wandb.teardown()  # settings cached by an earlier wandb use in this process (WANDB_MODE=disabled) are dropped
