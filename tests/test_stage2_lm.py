@@ -207,3 +207,23 @@ def test_decode_streams_pads_each_part_with_its_last_frame(run):
     lhand = tok.part("lhand").decode(codes[:, :2, 1])[0]
     assert torch.allclose(parts["lhand"][0, :8], lhand) and torch.allclose(parts["lhand"][0, 8:], lhand[-1:].expand(8, -1))
     assert (parts["rhand"] == 0).all()
+
+
+def test_predict_step_returns_motion_predictions_with_ground_truth(run, tmp_path):
+    from soke_lightning.callbacks.prediction_writer import PredictionWriter
+    from soke_lightning.stages.lm_stage import LMStage
+
+    stage = LMStage.from_checkpoint(run["ckpt"])
+    batch = next(iter(_datamodule(run).val_dataloader()))
+    batch.prompt = [f"{t} extra" for t in batch.text]  # the retrieval callback's field is what gets encoded
+    seen = []
+    encode = stage.encode_prompts
+    stage.encode_prompts = lambda texts, langs: seen.append(list(texts)) or encode(texts, langs)
+    predictions = stage.predict_step(batch, 0)
+    assert seen == [batch.prompt]
+    assert [p.name for p in predictions] == batch.keys and [p.text for p in predictions] == batch.text
+    for p, n in zip(predictions, batch.lengths.tolist()):
+        assert p.raw.shape[1] == 179 and p.raw.shape[0] % 4 == 0 and p.reference_raw.shape == (n, 179)
+        assert p.fps == 25.0
+    paths = PredictionWriter(tmp_path, formats=["npz"]).write(predictions[:2])
+    assert len(paths) == 2 and all(path.is_file() for path in paths)
