@@ -97,6 +97,12 @@ def test_slurm_variables_select_the_slurm_environment(monkeypatch):
     """In one process: the Trainer of experiments/trainer/ddp.yaml reads rank, world and addresses from SLURM_*."""
     from lightning.fabric.plugins.environments import SLURMEnvironment
     from lightning.pytorch import Trainer
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+    from lightning_utilities.core.rank_zero import rank_zero_only as utils_rank_zero_only
+
+    # the Trainer below sets the process-wide rank to 1: restore it afterwards, or later tests log as rank 1
+    for flag in (rank_zero_only, utils_rank_zero_only):
+        monkeypatch.setattr(flag, "rank", getattr(flag, "rank", 0))
 
     for key, value in _slurm_env(1, 12910).items():
         if key.startswith("SLURM_") or key.startswith("MASTER_"):
