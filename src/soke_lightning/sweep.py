@@ -10,13 +10,14 @@ its macros expanded — ``${env}`` -> ``/usr/bin/env``, ``${interpreter}`` -> th
 
 Each configuration runs in ``OUT/runs/<id>`` (given to the run as ``$SOKE_OUT``, so every shipped config writes its
 checkpoints and logs there; stdout/stderr go to ``OUT/runs/<id>/log.txt``). The swept metric is read after the run
-from what its logger wrote below that folder: the wandb summary (``wandb-summary.json``, offline runs included) or,
-failing that, the last value of the metric's column in a CSVLogger ``metrics.csv`` — the run's final value, the one
+from what its logger wrote below that folder: the wandb summary (``wandb-summary.json``; online runs write it,
+offline ones do not) or, failing that, the last value of the metric's column in a CSVLogger ``metrics.csv`` — the run's final value, the one
 a wandb sweep ranks by. A target config without a logger therefore needs ``experiments/trainer/csv.yaml`` (or
 ``wandb.yaml``, which logs to both) in the command.
 
 Results: one JSON line per finished run in ``OUT/results.jsonl`` (resume: configurations recorded with status
-``ok`` are skipped when the same command is run again; failed ones run again), the table ``OUT/results.md``
+``ok`` are skipped when the same command is run again; failed ones run again; an id depends on the swept values
+only, so use another ``--out`` after changing ``--extra``), the table ``OUT/results.md``
 (best first, also printed) and a plot ``OUT/<metric>.png``.
 
 Before the first run the swept keys are checked against the target config (``--print_config`` of the command
