@@ -15,7 +15,7 @@ STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/best.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation sweep-codebook sweep-lambda
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -65,14 +65,29 @@ train-stage1: $(DEMO_DATA)/store.json  ## (re)train the demo tokenizer on SynthS
 	rm -f $(STAGE1_CKPT)
 	$(MAKE) --no-print-directory $(STAGE1_CKPT)
 
-demo: $(DEMO_DATA)/store.json  ## the main job on SynthSign: corpus -> info -> baselines -> renders in outputs/demo/
+train-stage2: $(DEMO_DATA)/store.json  ## SynthSign: stage 1 if missing -> token cache -> stage-2 demo (<= 6 min) -> test table vs baselines
+	SOKE=$(SOKE) PY=$(PY) DEMO_DATA=$(DEMO_DATA) OUT=$(OUT) scripts/train_stage2.sh
+
+BT_CKPT := $(OUT)/backtranslation-demo/checkpoints/best.ckpt
+train-backtranslation: $(DEMO_DATA)/store.json  ## train the sign->text judge on SynthSign, test it, score ground truth vs mean pose
+	rm -f $(BT_CKPT)
+	$(STAGE1_ENV) $(SOKE) fit --config experiments/backtranslation/demo.yaml
+	$(STAGE1_ENV) $(SOKE) test --config experiments/backtranslation/demo.yaml --ckpt_path $(BT_CKPT) \
+	  --trainer.logger.init_args.version test
+	$(SOKE) backtranslate --model $(BT_CKPT) --store $(DEMO_DATA) --split test --mean-pose \
+	  --json $(OUT)/backtranslation-demo/bt_test.json
+
+demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> test table -> generated vs ground truth GIFs
 	@mkdir -p $(OUT)/demo
 	$(SOKE) data info $(DEMO_DATA)
 	$(SOKE) baselines --store $(DEMO_DATA) --split test --json $(OUT)/demo/baselines.json
-	$(SOKE) render $(DEMO_DATA) --split test --lang asl --n 1 --out $(OUT)/demo/ground_truth
-	$(SOKE) render $(DEMO_DATA) --split test --lang csl --n 1 --out $(OUT)/demo/ground_truth
-	$(SOKE) render $(DEMO_DATA) --split test --lang dgs --n 1 --out $(OUT)/demo/ground_truth
-	@echo "demo: renders in $(OUT)/demo/ground_truth, baselines in $(OUT)/demo/baselines.json"
+	@test -f $(STAGE1_CKPT) || $(MAKE) --no-print-directory $(STAGE1_CKPT)
+	SOKE=$(SOKE) PY=$(PY) DEMO_DATA=$(DEMO_DATA) OUT=$(OUT) STAGE2_BASELINES=$(OUT)/demo/baselines.json \
+	  scripts/train_stage2.sh
+	OMP_NUM_THREADS=1 $(SOKE) generate --ckpt $(OUT)/stage2-demo/checkpoints/last.ckpt \
+	  --store $(DEMO_DATA) --split test --n 1 --out $(OUT)/demo/generated
+	@echo "demo: test table in $(OUT)/stage2-demo/report.json; ground truth | generated GIFs + SMPL-X npz in $(OUT)/demo/generated;"
+	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json"
 
 clean:  ## remove outputs and caches (keeps .venv and data)
 	rm -rf $(OUT) .pytest_cache lightning_logs

@@ -175,7 +175,13 @@ writer = PredictionWriter({out!r}, formats=["npz"])
 trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False,
                      enable_checkpointing=False, enable_model_summary=False, callbacks=[writer])
 trainer.predict(_Generator(names), dataloaders=DataLoader(_Names(names), batch_size=2), return_predictions=False)
-print(f"RANK {{trainer.global_rank}} WROTE {{writer.num_written}}", flush=True)
+# A file per rank, then a barrier: rank 0 may end rank 1's process as soon as it exits, so a print from rank 1
+# could be lost (seen as a flaky single RANK line).
+import pathlib
+import torch.distributed as dist
+pathlib.Path({out!r}, f"count.rank{{trainer.global_rank}}").write_text(str(writer.num_written))
+if dist.is_available() and dist.is_initialized():
+    dist.barrier()
 """
 
 
@@ -188,7 +194,7 @@ def test_writer_two_ddp_ranks(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
                             cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    counts = sorted(int(line.split()[-1]) for line in result.stdout.splitlines() if line.startswith("RANK"))
+    counts = sorted(int((out / f"count.rank{r}").read_text()) for r in (0, 1))
     assert counts == [2, 3]
     assert "5 samples written" in result.stderr + result.stdout
     indexes = [[json.loads(x)["name"] for x in (out / f"index.rank{r}.jsonl").read_text().splitlines()]

@@ -26,6 +26,8 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
     from soke_lightning.lightning_cli import SokeCLI
 
     monkeypatch.setenv("WANDB_MODE", "offline")
+    if wandb.run is not None:  # a run left open by an earlier test (WANDB_MODE=disabled) would be reused
+        wandb.finish()
     wandb.teardown()  # settings cached by an earlier wandb use in this process (WANDB_MODE=disabled) are dropped
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("SOKE_OUT", str(tmp_path))
