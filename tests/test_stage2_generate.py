@@ -52,7 +52,7 @@ def test_generate_from_store_renders_next_to_ground_truth(run, tmp_path):
     (["--text", "hello"], "--lang is required"),
     (["--lang", "asl", "--text", "   "], "the text is empty"),
     (["--lang", "dgs", "--text", " ".join(["Flughafen"] * 300)], "too long"),
-    (["--lang", "asl", "--text", "hello", "--dictionary", "dict.json"], "--dictionary"),
+    (["--lang", "asl", "--text", "hello", "--dictionary", "missing.json"], "--dictionary missing.json"),
 ])
 def test_bad_inputs_give_clear_errors(run, tmp_path, capsys, argv, message):
     assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
@@ -66,3 +66,40 @@ def test_input_file_with_only_blank_lines_is_refused(run, tmp_path, capsys):
     path.write_text("\n  \n", encoding="utf-8")
     assert generate.run(_args(run["ckpt"], tmp_path / "o", "--lang", "csl", "--input", str(path))) == 2
     assert "holds no sentence" in capsys.readouterr().err
+
+
+def _dictionary(run, path, digest=None):
+    from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+    from soke_lightning.retrieval import SignDictionary
+
+    tok = SignTokenizer.from_checkpoint(run["stage1"])
+    sizes = dict(tok.codebook_sizes)
+    d = SignDictionary(digest or tokenizer_hash(run["stage1"]), tuple(tok.parts), sizes)
+    rng = np.random.default_rng(0)
+    codes = np.stack([rng.integers(0, sizes[p], 6) for p in tok.parts], axis=1)
+    d.add("asl", "teacher", codes)
+    d.save(path)
+    return codes
+
+
+def test_generate_with_a_dictionary_injects_retrieved_signs(run, tmp_path, caplog):
+    codes = _dictionary(run, tmp_path / "dict.json")
+    request = generate.Request(name="000_asl", lang="asl", text="The teacher is happy.")
+    from soke_lightning.stages.lm_stage import LMStage
+
+    stage = LMStage.from_checkpoint(run["ckpt"])
+    prompt = generate.build_prompts(stage, [request], str(tmp_path / "dict.json"))[0]
+    assert prompt.startswith("The teacher is happy. Key word 1, ")
+    assert f"<body_{codes[0, 0]}><lhand_{codes[0, 1]}><rhand_{codes[0, 2]}>" in prompt
+    out = tmp_path / "gen"
+    assert generate.run(_args(run["ckpt"], out, "--lang", "asl", "--text", request.text,
+                              "--dictionary", str(tmp_path / "dict.json"), "--formats", "npz")) == 0
+    assert (out / "000_asl.npz").is_file()
+
+
+def test_generate_refuses_a_dictionary_of_another_tokenizer(run, tmp_path, capsys):
+    _dictionary(run, tmp_path / "other.json", digest="0" * 64)
+    argv = ["--lang", "asl", "--text", "The teacher is happy.", "--dictionary", str(tmp_path / "other.json")]
+    assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
+    err = capsys.readouterr().err
+    assert "soke generate: error:" in err and "0000000000" in err and "soke dict build" in err

@@ -66,8 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1, help="--store: samples per language (default 1)")
     parser.add_argument("--tokenizer", default=None, help="stage-1 checkpoint to use instead of the path stored in "
                         "the stage-2 checkpoint (its hash must match)")
-    parser.add_argument("--dictionary", default=None, help="sign dictionary for retrieval-augmented prompts "
-                        "(SOKE_SPEC §5; arrives with the retrieval module)")
+    parser.add_argument("--dictionary", default=None, help="sign dictionary (`soke dict build`) for retrieval-"
+                        "augmented prompts (SOKE_SPEC §5); use it for a model trained with the RetrievalCallback")
+    parser.add_argument("--top-k", type=int, default=3, help="--dictionary: entries per prompt (SOKE: 3)")
+    parser.add_argument("--max-codes-per-entry", type=int, default=10, help="--dictionary: code steps per entry "
+                        "(SOKE: 10)")
     parser.add_argument("--formats", nargs="+", default=["npz", "gif"], choices=["npz", "pose", "bvh", "gif"],
                         help="files per sentence (default: npz gif)")
     parser.add_argument("--mp4", action="store_true", help="also write an MP4 when ffmpeg is available")
@@ -129,12 +132,34 @@ def _store_requests(args: argparse.Namespace) -> list[Request]:
     return out
 
 
-def build_prompts(requests: list[Request], dictionary: str | None) -> list[str]:
-    """Encoder prompts: the sentence, plus (later) its retrieval string from ``dictionary`` (SOKE_SPEC §5.3)."""
-    if dictionary is not None:
-        raise GenerateError("--dictionary: retrieval-augmented prompts are not available in this version of "
-                            "`soke generate` yet; run without --dictionary")
-    return [r.text for r in requests]
+def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top_k: int = 3,
+                  max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words") -> list[str]:
+    """Encoder prompts: the sentence, plus its retrieval string from ``dictionary`` (SOKE_SPEC §5.3).
+
+    The dictionary must be bound to the checkpoint's stage-1 tokenizer (same hash); whole entries that do not fit
+    the model's encoder limit are dropped from the end (counted with the model's own text tokenizer).
+    """
+    if dictionary is None:
+        return [r.text for r in requests]
+    from soke_lightning.retrieval import DictionaryError, SignDictionary, build_prompt
+
+    try:
+        sign_dict = SignDictionary.load(dictionary, expected_hash=stage.tokenizer_digest)
+    except (DictionaryError, FileNotFoundError) as err:
+        raise GenerateError(f"--dictionary {dictionary}: {err}") from None
+    hf = stage.text_tokenizer.hf
+
+    def count(prompt: str) -> int:
+        return len(hf(prompt, add_special_tokens=False)["input_ids"])
+
+    prompts = []
+    for r in requests:
+        prompt, entries = build_prompt(r.text, r.lang, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry,
+                                       order=order, matcher=matcher,
+                                       max_tokens=int(stage.hparams.max_source_length), count_tokens=count)
+        log.info("%s: retrieved %s", r.name, [e.match.word for e in entries] or "nothing")
+        prompts.append(prompt)
+    return prompts
 
 
 def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:
@@ -189,9 +214,10 @@ def _run(args: argparse.Namespace) -> int:
     from soke_lightning.stages.lm_stage import LMStage
 
     requests = read_requests(args)
-    prompts = build_prompts(requests, args.dictionary)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     stage = LMStage.from_checkpoint(args.ckpt, tokenizer_ckpt=args.tokenizer).to(device)
+    prompts = build_prompts(stage, requests, args.dictionary, top_k=args.top_k,
+                            max_codes_per_entry=args.max_codes_per_entry)
     check_lengths(stage, requests, prompts)
     overrides = {"do_sample": args.sample, "temperature": args.temperature}
     if args.max_codes is not None:

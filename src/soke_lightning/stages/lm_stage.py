@@ -47,6 +47,7 @@ from soke_lightning.models.generation import GenerationConfig, GenerationResult
 from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+from soke_lightning.retrieval.matcher import separator_texts
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,10 @@ class LMStage(LightningModule):
                              "(SignDataModule.texts); give a SignDataModule or a tokenizer directory")
         files = None
         if self.trainer.is_global_zero:
-            files = tokenizer_files(TextTokenizer.train(dm.texts("train"), vocab_size=hp.text_vocab_size))
+            # The retrieval separators (" Key word 2, ", " 关键词 2, " ...) are part of prompts too: without them their
+            # digits and characters would become <unk> and the entry index would be lost.
+            texts = list(dm.texts("train")) + separator_texts(10)
+            files = tokenizer_files(TextTokenizer.train(texts, vocab_size=hp.text_vocab_size))
         files = self.trainer.strategy.broadcast(files, src=0)
         return tokenizer_from_files(files, f"embedded BPE trained on the {len(dm.texts('train'))} training texts")
 
