@@ -11,7 +11,7 @@ export PYTHONUNBUFFERED := 1
 # Data and outputs (override on the command line: make demo DEMO_DATA=/path)
 DEMO_DATA ?= data/synthsign-demo
 OUT ?= outputs
-STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/best.ckpt
+STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/last.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
@@ -88,6 +88,14 @@ demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> 
 	  --store $(DEMO_DATA) --split test --n 1 --out $(OUT)/demo/generated
 	@echo "demo: test table in $(OUT)/stage2-demo/report.json; ground truth | generated GIFs + SMPL-X npz in $(OUT)/demo/generated;"
 	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json"
+
+sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a server answers, else `soke sweep`; SWEEP_RUNS=N)
+	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/codebook.yaml \
+	  $(if $(SWEEP_RUNS),--max-runs $(SWEEP_RUNS))
+
+sweep-lambda: $(STAMP)  ## stage-2 lambda sweep (0, 0.2, 1/3, 0.4, 0.5) on SynthSign, same runner rules (SWEEP_RUNS=N)
+	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/lambda.yaml \
+	  $(if $(SWEEP_RUNS),--max-runs $(SWEEP_RUNS))
 
 clean:  ## remove outputs and caches (keeps .venv and data)
 	rm -rf $(OUT) .pytest_cache lightning_logs
