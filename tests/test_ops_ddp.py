@@ -133,9 +133,6 @@ def test_two_slurm_tasks(stores, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ddp
-@pytest.mark.xfail(strict=True, reason=(
-    "SignDataModule's val/test loaders let Lightning pad the shards with repeated samples and TokenizerStage's "
-    "frame-sum metrics count the repeats; requested fix: an unrepeated DistributedSampler for eval splits"))
 def test_padding_repeats_do_not_change_validation_metrics(stores, tmp_path):
     out = tmp_path / "odd"
     proc = subprocess.run([sys.executable, str(SCRIPT), "spawn", str(stores["odd"]), str(out)],

@@ -36,6 +36,7 @@ from typing import Literal
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from soke_lightning.data.batch import SignBatch
@@ -499,11 +500,22 @@ class SignDataModule(LightningDataModule):
         ds = self._dataset("train")
         return self._loader(ds, self.batch_size, sampler=self.train_sampler(ds), shuffle=False)
 
+    def _eval_loader(self, ds: SignDataset) -> DataLoader:
+        """Ordered loader; under DDP every sample goes to exactly one rank (shards may differ by one sample).
+
+        Lightning's default DistributedSampler pads the shards with repeated samples, which sum-state metrics
+        (stage 1's frame sums) would count twice. An unrepeated sampler is a DistributedSampler, so Lightning
+        leaves it in place; evaluation needs no per-step collective, so uneven shards are safe.
+        """
+        world, rank = world_and_rank()
+        sampler = UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
+        return self._loader(ds, self.eval_batch_size, shuffle=False, sampler=sampler)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("val"), self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self._dataset("val"))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self._dataset("test"))
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self._dataset("test"), self.eval_batch_size, shuffle=False)
+        return self._eval_loader(self._dataset("test"))

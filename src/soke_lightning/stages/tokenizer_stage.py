@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from torchmetrics import Metric
+from torchmetrics import MeanMetric, Metric
 
 from soke_lightning.data.batch import SignBatch
 from soke_lightning.data.languages import LANGUAGES
@@ -56,7 +56,16 @@ class CodeHistogram(Metric):
 
 
 def joint_errors(backend, target_feats: torch.Tensor, pred_feats: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-frame joint errors (metres) of denormalised features [N, 133] -> {metric: [N]}."""
+    """Per-frame joint errors (metres) of denormalised features [N, 133] -> {metric: [N]}.
+
+    Always float32 with autocast off: under a bf16-mixed trainer the kinematics and the Procrustes fit (det/SVD)
+    would otherwise run in bfloat16, which has no determinant and far too few digits for millimetres.
+    """
+    with torch.autocast(device_type=target_feats.device.type, enabled=False):
+        return _joint_errors(backend, target_feats.float(), pred_feats.float())
+
+
+def _joint_errors(backend, target_feats: torch.Tensor, pred_feats: torch.Tensor) -> dict[str, torch.Tensor]:
     gt, pred = backend.from_features(target_feats), backend.from_features(pred_feats)
     body_ids = list(backend.joint_sets["body"])
     gt_root, pred_root = translate_to_joint(gt, 0), translate_to_joint(pred, 0)
@@ -159,6 +168,9 @@ class TokenizerStage(LightningModule):
             stage: torch.nn.ModuleDict({p: CodeHistogram(n) for p, n in tokenizer.codebook_sizes.items()})
             for stage in ("val", "test")
         })
+        # Reconstruction loss averaged over every element it covers (sum states): exact under DDP with uneven
+        # evaluation shards, where a mean of per-rank means would weight the ranks equally.
+        self.recon_means = torch.nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
     # ----------------------------------------------------------------------------------------------- setup
     def _set_statistics(self, normalizer: Normalizer, source: str) -> None:
@@ -255,7 +267,8 @@ class TokenizerStage(LightningModule):
         for part, p in out.parts.items():
             self.code_histograms[stage][part].update(p.quant.codes[p.code_mask])
         loss = self._recon_loss(out.recon, batch.poses, mask)
-        self.log(f"{stage}/recon", loss, batch_size=len(batch), sync_dist=True)
+        elements = out.recon.numel() if self.hparams.loss_padding == "reference" else mask.sum() * out.recon.shape[-1]
+        self.recon_means[stage].update(loss.detach(), weight=elements)
 
     def _eval_epoch_end(self, stage: str) -> None:
         logs = {}
@@ -266,6 +279,8 @@ class TokenizerStage(LightningModule):
             for m, name in enumerate(JOINT_METRICS):
                 logs[f"{stage}/{name}" if group == "all" else f"{stage}/{group}/{name}"] = means[g, m].float()
         self.joint_metrics[stage].reset()
+        logs[f"{stage}/recon"] = self.recon_means[stage].compute()
+        self.recon_means[stage].reset()
         for part, hist in self.code_histograms[stage].items():
             perplexity, usage = hist.compute()
             logs[f"{stage}/{part}/perplexity"] = perplexity
