@@ -81,25 +81,15 @@ def _assert_resumed_equals_full(a: dict, b: dict, pause_at: int = 3, steps: int 
 
 @pytest.mark.slow  # three short training processes (about 40 s on 2 busy cores)
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(full_run, tmp_path):
-    """With the requested SignDataModule change (the training sampler skips the batches already trained)."""
-    store, full = full_run
-    _assert_resumed_equals_full(full, _kill_and_resume(store, tmp_path / "cut", "--skip-trained"))
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "SignDataModule's training loader restarts at the epoch's first batch after a mid-epoch checkpoint (Lightning "
-    "restores only its counters); requested: skip the batches already trained (tests/scripts/ops_resume.py, "
-    "skip_trained_batches)"))
-def test_sigkill_mid_epoch_then_resume_with_the_shipped_datamodule(full_run, tmp_path):
+    """The shipped SignDataModule: the resumed epoch starts after the batches the checkpoint already trained."""
     store, full = full_run
     _assert_resumed_equals_full(full, _kill_and_resume(store, tmp_path / "cut"))
 
 
 @pytest.mark.slow  # the stage-2 test pipeline (stage 1 + token cache) and three short stage-2 runs (about 1.5 min)
 def test_stage2_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, tmp_path_factory):
-    """Stage 2 (tiny mBART, frozen tokenizer, token cache) killed mid-epoch resumes bit-identically (with the same
-    sampler change); its checkpoint carries the tokenizer hash and the text tokenizer it was trained with."""
+    """Stage 2 (tiny mBART, frozen tokenizer, token cache) killed mid-epoch resumes bit-identically; its checkpoint
+    carries the tokenizer hash and the text tokenizer it was trained with."""
     from test_stage2_lm import pipeline
 
     run = pipeline(tmp_path_factory)
@@ -108,5 +98,5 @@ def test_stage2_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, tmp_pat
     full = torch.load(tmp_path / "full" / "final.pt", weights_only=False)
     steps_per_epoch = full["global_step"] // 2
     assert steps_per_epoch > 3
-    resumed = _kill_and_resume(run["store"], tmp_path / "cut", "--skip-trained", *stage2)
+    resumed = _kill_and_resume(run["store"], tmp_path / "cut", *stage2)
     _assert_resumed_equals_full(full, resumed, steps=full["global_step"])

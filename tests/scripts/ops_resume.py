@@ -1,6 +1,6 @@
 """Stage-1 training for the exact-resume test (tests/test_ops_resume.py): full run, run to be killed, resumed run.
 
-    python tests/scripts/ops_resume.py STORE OUT [--pause-at STEP] [--ckpt PATH] [--skip-trained]
+    python tests/scripts/ops_resume.py STORE OUT [--pause-at STEP] [--ckpt PATH]
                                      [--stage2 TOKENIZER_CKPT TOKEN_CACHE]
 
 Stage-1 debug config (or stage 2's with ``--stage2``: tiny mBART over a frozen tokenizer and its token cache),
@@ -11,61 +11,19 @@ start of the batch after optimizer step K (the checkpoint of step K is on disk t
 it with SIGKILL. At the end it writes ``OUT/final.pt``: the model's state dict, the global step, the validation
 metrics, the optimizer state and the names of the samples trained on per step.
 
-``--skip-trained`` applies :func:`skip_trained_batches`, the change to ``SignDataModule`` that exact mid-epoch
-resume needs (requested from the data module's owner): Lightning restores its loop counters from a mid-epoch
-checkpoint but restarts a plain DataLoader at the epoch's first batch, so without it the resumed epoch trains the
-first batches again and never sees the rest.
+Exact mid-epoch resume relies on SignDataModule's training sampler skipping the batches a restored checkpoint
+already trained (:class:`soke_lightning.data.sampler.SkipTrainedBatches`).
 """
 
 import argparse
-import itertools
 import sys
 import time
 from pathlib import Path
 
 import torch
 from lightning.pytorch import Callback
-from torch.utils.data import DistributedSampler
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class SkipTrained(DistributedSampler):
-    """Wraps the training sampler: each pass starts after the batches the fit loop says this epoch already trained.
-
-    ``trained()`` is read lazily, when the DataLoader asks for the first index of a pass: by then Lightning has
-    restored its loop counters from the checkpoint (0 in a fresh epoch; the batches done before a mid-epoch
-    checkpoint after a restart). Derives from DistributedSampler, like the samplers it wraps, so Lightning does not
-    wrap it again under DDP; ``set_epoch`` goes to the wrapped sampler, whose order depends only on seed and epoch.
-    """
-
-    def __init__(self, sampler, batch_size: int, trained):  # no super().__init__: it would need a process group
-        self.sampler, self.batch_size, self.trained = sampler, batch_size, trained
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def __len__(self) -> int:  # the full epoch: Lightning counts a resumed epoch's batches from the checkpoint
-        return len(self.sampler)
-
-    def __iter__(self):
-        return itertools.islice(iter(self.sampler), self.trained() * self.batch_size, None)
-
-
-def skip_trained_batches() -> None:
-    """Make SignDataModule's training sampler start after the batches a mid-epoch checkpoint already trained."""
-    from soke_lightning.data.datamodule import SignDataModule
-
-    original = SignDataModule.train_sampler
-
-    def train_sampler(self, ds):
-        sampler = original(self, ds)
-        if sampler is None or self.trainer is None:
-            return sampler
-        progress = self.trainer.fit_loop.epoch_loop.batch_progress
-        return SkipTrained(sampler, self.batch_size, lambda: progress.current.ready)
-
-    SignDataModule.train_sampler = train_sampler
 
 
 class Pause(Callback):
@@ -94,11 +52,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("out")
     parser.add_argument("--pause-at", type=int, default=None)
     parser.add_argument("--ckpt", default=None)
-    parser.add_argument("--skip-trained", action="store_true")
     parser.add_argument("--stage2", nargs=2, default=None, metavar=("TOKENIZER_CKPT", "TOKEN_CACHE"))
     args = parser.parse_args(argv)
-    if args.skip_trained:
-        skip_trained_batches()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@ or drawn language-balanced (``"balanced"``, :class:`~.sampler.LanguageBalancedSa
 reference's fixed order (``"sequential"``, for parity runs). Validation/test/predict read their split in store
 order; every sample carries its ``lang``, so metrics are reported per language. Under DDP the shuffle and balanced
 samplers shard by themselves (they are ``DistributedSampler`` instances, which Lightning leaves alone); for
-sequential, validation and test Lightning inserts its own non-shuffling ``DistributedSampler``, which pads a
-shard with repeated samples — metrics de-duplicate by ``SignBatch.keys``.
+sequential training Lightning inserts its own non-shuffling ``DistributedSampler``. Validation/test/predict use an
+unrepeated sampler: every sample is read by exactly one rank, so sum-state metrics are exact. A training pass
+resumed from a mid-epoch checkpoint starts after the batches already trained (:class:`~.sampler.SkipTrainedBatches`).
 
 Stage 2: with ``token_cache`` (a directory written by ``soke encode``), every item also carries its motion-token
 codes ``[L, P]`` (:attr:`SignItem.codes`, looked up by ``corpus/name`` in the cache split of the same name) and
@@ -44,7 +45,7 @@ from soke_lightning.data.languages import LANGUAGES, get_corpus
 from soke_lightning.data.layout import FEATURE_DIM, raw_to_features
 from soke_lightning.data.normalization import EPS, STATS_FILE, Normalizer
 from soke_lightning.data.processing import TemporalProcessing
-from soke_lightning.data.sampler import LanguageBalancedSampler, world_and_rank
+from soke_lightning.data.sampler import LanguageBalancedSampler, SkipTrainedBatches, world_and_rank
 from soke_lightning.data.store import PackedStore, StoreSplit, open_store
 from soke_lightning.data.token_cache import TokenCache, TokenSplit, open_token_cache
 
@@ -498,7 +499,12 @@ class SignDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self._dataset("train")
-        return self._loader(ds, self.batch_size, sampler=self.train_sampler(ds), shuffle=False)
+        sampler = self.train_sampler(ds)
+        if sampler is not None and self.trainer is not None:
+            # exact mid-epoch resume: skip the batches a restored checkpoint already trained this epoch
+            progress = self.trainer.fit_loop.epoch_loop.batch_progress
+            sampler = SkipTrainedBatches(sampler, self.batch_size, lambda: progress.current.ready)
+        return self._loader(ds, self.batch_size, sampler=sampler, shuffle=False)
 
     def _eval_loader(self, ds: SignDataset) -> DataLoader:
         """Ordered loader; under DDP every sample goes to exactly one rank (shards may differ by one sample).

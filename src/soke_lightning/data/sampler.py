@@ -17,6 +17,7 @@ Lightning calls :meth:`set_epoch` at the start of every training epoch.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 
@@ -142,3 +143,31 @@ class LanguageBalancedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+class SkipTrainedBatches(DistributedSampler):
+    """Wraps a training sampler so that a pass starts after the batches this epoch has already trained.
+
+    Lightning restores its loop counters from a mid-epoch checkpoint but restarts a plain DataLoader at the
+    epoch's first batch: without this the resumed epoch would train its first batches twice and never see the
+    rest. ``trained()`` is read lazily, when the DataLoader asks for the first index of a pass — by then the
+    counters are restored (0 in a fresh epoch). Exact only for samplers whose order depends on seed and epoch
+    alone (``shuffle`` and ``balanced``). A DistributedSampler subclass, so Lightning does not wrap it again.
+
+    Args:
+        sampler: the sampler to wrap (its ``set_epoch`` is forwarded).
+        batch_size: samples per batch.
+        trained: returns the number of batches of the current epoch already trained.
+    """
+
+    def __init__(self, sampler, batch_size: int, trained):  # no super().__init__: it would need a process group
+        self.sampler, self.batch_size, self.trained = sampler, batch_size, trained
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:  # the full epoch: Lightning counts a resumed epoch's batches from the checkpoint
+        return len(self.sampler)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.trained() * self.batch_size, None)
