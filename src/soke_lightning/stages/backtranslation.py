@@ -43,6 +43,7 @@ from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, raw_to_features
 from soke_lightning.data.normalization import Normalizer
 from soke_lightning.metrics.bleu import to_characters
 from soke_lightning.models.text_tokenizer import TextTokenizer
+from soke_lightning.stages.common import EvalLoops, adamw_cosine
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +380,7 @@ class BleuRougeStats(Metric):
 
 
 # ------------------------------------------------------------------------------------------------------- stage
-class BackTranslationStage(LightningModule):
+class BackTranslationStage(EvalLoops, LightningModule):
     """Trains a :class:`BackTranslator` on ground-truth motion -> text pairs of a :class:`SignDataModule`.
 
     The text tokenizer (embedded BPE) is trained in ``setup`` on the DataModule's training sentences and the network
@@ -524,29 +525,7 @@ class BackTranslationStage(LightningModule):
                 logs[f"{stage}/{name}"] = float(np.mean([v[name] for v in values.values()]))
         self.log_dict({k: torch.tensor(v, dtype=torch.float32) for k, v in logs.items()}, sync_dist=False)
 
-    def validation_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.translator.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = hp.warmup_steps
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_cosine(self.translator.parameters(), self.trainer, lr=hp.lr, weight_decay=hp.weight_decay,
+                            warmup_steps=hp.warmup_steps, min_lr=hp.min_lr_ratio * hp.lr)

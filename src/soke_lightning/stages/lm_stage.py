@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import tempfile
 import time
 from dataclasses import asdict
@@ -48,6 +47,7 @@ from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 from soke_lightning.retrieval.matcher import separator_texts
+from soke_lightning.stages.common import EvalLoops, adamw_cosine
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +111,7 @@ def decode_streams(tokenizer: SignTokenizer, result: GenerationResult) -> tuple[
     return out, lengths
 
 
-def _schedule(total: int, warmup: int, floor: float):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-class LMStage(LightningModule):
+class LMStage(EvalLoops, LightningModule):
     """Trains :class:`SignMBart` against a frozen :class:`SignTokenizer` and evaluates generated motion.
 
     Args:
@@ -468,18 +458,6 @@ class LMStage(LightningModule):
                     values[f"{stage}/{variant}/all/{part}"] = torch.stack(per_lang).mean()
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=False)
 
-    def validation_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
     def predict_step(self, batch: SignBatch, batch_idx: int) -> list:
         """Generated motion of a batch as MotionPrediction objects (with the ground truth as reference)."""
         from soke_lightning.callbacks.prediction_writer import MotionPrediction
@@ -499,15 +477,9 @@ class LMStage(LightningModule):
     # ------------------------------------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.lm.parameters(), lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
-        if hp.scheduler == "none":
-            return opt
-        if hp.scheduler_interval == "epoch":
-            total = max(1, int(self.trainer.max_epochs or 1))
-        else:
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(total, hp.warmup_steps, hp.min_lr / hp.lr))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": hp.scheduler_interval}}
+        return adamw_cosine(self.lm.parameters(), self.trainer, lr=hp.lr, betas=hp.betas,
+                            weight_decay=hp.weight_decay, scheduler=hp.scheduler, interval=hp.scheduler_interval,
+                            warmup_steps=hp.warmup_steps, min_lr=hp.min_lr)
 
 
 __all__ = ["CHECKPOINT_KEY", "ContractError", "LMStage", "decode_streams", "tokenizer_files", "tokenizer_from_files"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 from typing import Literal
 
 import torch
@@ -32,6 +31,7 @@ from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.functional.alignment import procrustes_align, translate_to_joint
 from soke_lightning.models.quantizer import histogram_stats
 from soke_lightning.models.tokenizer import CHECKPOINT_KEY, SignTokenizer
+from soke_lightning.stages.common import EvalLoops, adamw_cosine
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class GroupedFrameMean(Metric):
         return self.sums / self.counts[:, None], self.counts
 
 
-class TokenizerStage(LightningModule):
+class TokenizerStage(EvalLoops, LightningModule):
     """Trains a :class:`SignTokenizer` (decoupled SOKE parts, or the coupled baseline).
 
     Args:
@@ -288,18 +288,6 @@ class TokenizerStage(LightningModule):
             hist.reset()
         self.log_dict(logs, sync_dist=False)
 
-    def validation_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: SignBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
-
     def predict_step(self, batch: SignBatch, batch_idx: int) -> dict:
         """Codes [B, L, P] and denormalised reconstructions [B, T, 133] of a batch, with lengths and keys."""
         out = self.tokenizer(batch.poses, batch.lengths)
@@ -310,25 +298,9 @@ class TokenizerStage(LightningModule):
     # ----------------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.AdamW(self.tokenizer.parameters(), lr=hp.lr, betas=tuple(hp.betas),
-                                weight_decay=hp.weight_decay)
-        if hp.scheduler == "none":
-            return opt
-        if hp.scheduler_interval == "epoch":
-            total = max(1, int(self.trainer.max_epochs or 1))
-        else:
-            total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = hp.warmup_steps
-        floor = hp.min_lr / hp.lr
-
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": hp.scheduler_interval}}
+        return adamw_cosine(self.tokenizer.parameters(), self.trainer, lr=hp.lr, betas=hp.betas,
+                            weight_decay=hp.weight_decay, scheduler=hp.scheduler, interval=hp.scheduler_interval,
+                            warmup_steps=hp.warmup_steps, min_lr=hp.min_lr)
 
     # ----------------------------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
