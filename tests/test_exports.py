@@ -270,3 +270,17 @@ def test_euler_zxy_inverts_rotation_matrices():
     rebuilt = _rot("Z", back[:, 0]) @ _rot("X", back[:, 1]) @ _rot("Y", back[:, 2])
     np.testing.assert_allclose(rebuilt, matrix, atol=1e-6)
     np.testing.assert_allclose(back[3:], angles[3:], atol=1e-6)
+
+
+def test_exports_respect_the_umask(tmp_path):
+    import os
+
+    from soke_lightning.render.exports import export_smplx_npz
+
+    old = os.umask(0o022)
+    try:
+        path = export_smplx_npz(tmp_path / "a.npz", np.zeros((4, 179), np.float32), fps=25.0, text="x", lang="asl",
+                                name="a")
+    finally:
+        os.umask(old)
+    assert (path.stat().st_mode & 0o777) == 0o644

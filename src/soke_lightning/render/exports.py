@@ -87,6 +87,10 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], 
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+        # mkstemp creates the file 0600; give it the permissions a plain open() would (0666 minus the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
