@@ -148,9 +148,7 @@ class RetrievalCallback(Callback):
             self.dictionary.check_tokenizer(self.dictionary.tokenizer_hash, parts=motion.parts,
                                             codebook_sizes=dict(zip(motion.parts, motion.codebook_sizes)),
                                             source=f"the motion vocabulary of {type(pl_module).__name__}")
-        hf = getattr(text_tok, "hf", None)
-        if hf is not None:
-            self._count_tokens = lambda s: len(hf(s, add_special_tokens=False)["input_ids"])
+        self._count_tokens = getattr(text_tok, "count_tokens", None)
         if self.max_prompt_tokens is None:
             self._budget = pl_module.hparams.get("max_source_length")
         else:

@@ -307,6 +307,10 @@ class TextTokenizer:
         return LANGUAGES[lang].spoken_code if lang in LANGUAGES else lang
 
     # ------------------------------------------------------------------------------------------- encoding
+    def count_tokens(self, text: str) -> int:
+        """Subword tokens of ``text`` without special tokens (motion tokens count one each)."""
+        return len(self.hf(text, add_special_tokens=False)["input_ids"])
+
     def encode_source(self, texts: Sequence[str], langs: Sequence[str], max_length: int = 256) -> SourceBatch:
         """Build encoder inputs ``subwords..., </s>, src_lang`` explicitly (no tokenizer post-processing).
 

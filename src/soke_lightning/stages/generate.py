@@ -147,16 +147,12 @@ def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top
         sign_dict = SignDictionary.load(dictionary, expected_hash=stage.tokenizer_digest)
     except (DictionaryError, FileNotFoundError) as err:
         raise GenerateError(f"--dictionary {dictionary}: {err}") from None
-    hf = stage.text_tokenizer.hf
-
-    def count(prompt: str) -> int:
-        return len(hf(prompt, add_special_tokens=False)["input_ids"])
-
     prompts = []
     for r in requests:
         prompt, entries = build_prompt(r.text, r.lang, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry,
                                        order=order, matcher=matcher,
-                                       max_tokens=int(stage.hparams.max_source_length), count_tokens=count)
+                                       max_tokens=int(stage.hparams.max_source_length),
+                                       count_tokens=stage.text_tokenizer.count_tokens)
         log.info("%s: retrieved %s", r.name, [e.match.word for e in entries] or "nothing")
         prompts.append(prompt)
     return prompts
@@ -165,8 +161,8 @@ def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top
 def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:
     """Refuse prompts longer than the model's encoder limit (instead of silently truncating them)."""
     limit = int(stage.hparams.max_source_length) - 2  # + </s> + language code
-    counts = [len(ids) for ids in stage.text_tokenizer.hf(prompts, add_special_tokens=False)["input_ids"]]
-    for request, count in zip(requests, counts):
+    for request, prompt in zip(requests, prompts):
+        count = stage.text_tokenizer.count_tokens(prompt)
         if count > limit:
             raise GenerateError(f"{request.name}: the text is too long: {count} tokens, but the model reads at most "
                                 f"{limit} (max_source_length {stage.hparams.max_source_length}); split it into "
