@@ -4,7 +4,8 @@ For each sample the callback sets ``batch.prompt[i]`` to the sentence followed b
 :func:`soke_lightning.retrieval.matcher.build_prompt` (e.g. ``"... Key word 1, <body_5><lhand_3><rhand_7>..."``)
 in ``on_{train,validation,test,predict}_batch_start``; the LM stage encodes ``batch.prompt`` when it is set, so
 training, validation, test and prediction all see the same format. Nothing but ``batch.prompt`` is changed.
-Retrieval off (the ablation) = no callback, or ``enabled: false``.
+Retrieval off (the ablation) = no callback, or ``enabled: false``. The LM stage can also create this callback itself
+from one plain switch (``LMStage(retrieval=True, retrieval_settings={...})``, what sweeps toggle).
 
 The dictionary is loaded once per run in ``setup`` on every rank (read-only). When the file does not exist and
 ``tokenizer`` names a stage-1 checkpoint, global rank 0 builds it from the DataModule's ``build_split`` (SynthSign:
@@ -25,6 +26,12 @@ dropped whole, from the last one (a rank-zero warning the first time; the share 
 the LM never cuts retrieval mid-sign. Without a ``text_tokenizer`` the count is an upper bound
 (:func:`~soke_lightning.retrieval.matcher.approximate_token_count`).
 
+Resume: the callback's checkpoint state records the dictionary (path, content digest
+:func:`dictionary_digest`, tokenizer hash) and the prompt settings. Resuming a fit (``ckpt_path``) with another
+dictionary content or other settings is refused (:class:`RetrievalResumeError`) because the model would continue
+on different prompts; a dictionary that was moved, or deleted and rebuilt from the same data and tokenizer, has the
+same digest and is accepted. Evaluating (validate/test/predict) a checkpoint with another dictionary only warns.
+
 Coverage (``log_coverage``), per stage and language, summed over ranks at epoch end and logged as
 ``{train,val,test}/retrieval/{lang}/{sentence_hit_rate, content_word_coverage, entries_per_sentence,
 truncated_share}``: sentences with at least one dictionary hit; content words covered by the dictionary (see
@@ -35,6 +42,8 @@ go to the log and to :attr:`RetrievalCallback.coverage`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import Literal
@@ -60,6 +69,24 @@ log = logging.getLogger(__name__)
 #: Columns of the per-language coverage sums.
 _STATS = ("sentences", "hit", "content_words", "covered", "entries", "truncated")
 _STAGE_PREFIX = {"train": "train", "validation": "val", "test": "test", "predict": "predict"}
+#: Settings that shape the prompts: a resumed fit must use the same values.
+PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens")
+
+
+class RetrievalResumeError(DictionaryError):
+    """A resumed run would use another retrieval dictionary or other prompt settings than the interrupted one."""
+
+
+def dictionary_digest(dictionary: SignDictionary) -> str:
+    """sha256 of what a dictionary means to the model: tokenizer hash, parts, codebook sizes and every entry.
+
+    The free-form ``info`` (build paths) is left out, so a copied, moved or rebuilt dictionary with the same
+    entries has the same digest.
+    """
+    data = dictionary.to_json()
+    canonical = {k: data[k] for k in ("tokenizer_hash", "parts", "codebook_sizes", "entries")}
+    text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 class RetrievalCallback(Callback):
@@ -113,9 +140,11 @@ class RetrievalCallback(Callback):
         self._warned = False
         self._bound = False
         self._budget: int | None = max_prompt_tokens
+        self._trainer: Trainer | None = None
 
     # ---------------------------------------------------------------------------------------------- set-up
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._trainer = trainer  # load_state_dict needs to know whether this is a resumed fit
         if not self.enabled or self.dictionary is not None:
             return
         expected, source = self._expected_hash(pl_module)
@@ -196,6 +225,57 @@ class RetrievalCallback(Callback):
             built.save(self.dictionary_path)
             rank_zero_info(f"RetrievalCallback: built {self.dictionary_path} ({len(built)} entries)")
         trainer.strategy.barrier("retrieval_dictionary")
+
+    # ------------------------------------------------------------------------------------------- checkpoints
+    def settings(self) -> dict:
+        """The prompt-shaping settings (:data:`PROMPT_SETTINGS`) as a plain dict."""
+        return {"top_k": self.top_k, "max_codes_per_entry": self.max_codes_per_entry, "order": self.order,
+                "matcher": self.matcher_name, "max_prompt_tokens": self.max_prompt_tokens}
+
+    def state_dict(self) -> dict:
+        """What resumes: on/off, the dictionary (resolved path, content digest, tokenizer hash) and the settings."""
+        if not self.enabled:
+            return {"enabled": False}
+        if self.dictionary is None:
+            raise RuntimeError("RetrievalCallback.state_dict: no dictionary loaded (setup was not called)")
+        return {"enabled": True, "dictionary": str(self.dictionary_path.resolve()),
+                "digest": dictionary_digest(self.dictionary), "tokenizer_hash": self.dictionary.tokenizer_hash,
+                "entries": len(self.dictionary), "settings": self.settings()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Refuse to resume a fit with another dictionary content or other prompt settings (see module docstring).
+
+        Lightning calls this after ``setup`` (the dictionary is loaded, or built when it was missing), when the
+        trainer restores a checkpoint that holds this callback's state.
+        """
+        fitting = self._trainer is not None and self._trainer.state.fn == "fit"
+        problems = []
+        if bool(state_dict.get("enabled")) != self.enabled:
+            problems.append(f"retrieval was {'on' if state_dict.get('enabled') else 'off'} in the checkpoint but is "
+                            f"{'on' if self.enabled else 'off'} now")
+        elif self.enabled:
+            digest = dictionary_digest(self.dictionary)
+            if state_dict["digest"] != digest:
+                problems.append(f"dictionary {self.dictionary_path} has content digest {digest[:16]} "
+                                f"({len(self.dictionary)} entries) but the checkpoint was trained with "
+                                f"{state_dict['dictionary']} of digest {state_dict['digest'][:16]} "
+                                f"({state_dict.get('entries')} entries)")
+            saved = state_dict.get("settings", {})
+            changed = {k: (saved.get(k), v) for k, v in self.settings().items() if saved.get(k) != v}
+            if changed:
+                problems.append("prompt settings (checkpoint, now): " +
+                                ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in changed.items()))
+            if not problems and Path(state_dict["dictionary"]) != self.dictionary_path.resolve():
+                log.info("RetrievalCallback: the dictionary moved from %s to %s (same content)",
+                         state_dict["dictionary"], self.dictionary_path)
+        if not problems:
+            return
+        message = "RetrievalCallback: " + "; ".join(problems)
+        if fitting:
+            raise RetrievalResumeError(
+                f"{message}. A resumed run must see the prompts the interrupted run saw: resume with the original "
+                f"dictionary file and settings, or start a new run (no --ckpt_path) to train with these")
+        rank_zero_warn(f"{message} (evaluating with the current ones)")
 
     # ------------------------------------------------------------------------------------------- injection
     def prompt(self, text: str, lang: str) -> str:

@@ -21,6 +21,14 @@ Wiring (SOKE_SPEC §4):
   ``{val,test}/dtw_jpe/<lang>/<part>``, ``.../dtw_pa_jpe/...`` (part: body, lhand, rhand, hand, avg; lang: each
   language and ``all`` = mean over languages), ``{stage}/steps_per_sample`` (decoder passes a sample needed) and
   ``{stage}/latency_ms_per_sample`` (generation + decoding wall time / batch size).
+* Retrieval (SOKE_SPEC §5) is one switch: ``retrieval: true`` makes :meth:`LMStage.configure_callbacks` add a
+  :class:`~soke_lightning.callbacks.retrieval.RetrievalCallback` built from ``retrieval_settings`` (what a sweep
+  toggles with ``--model.init_args.retrieval=True``; jsonargparse cannot index ``trainer.callbacks``). A callback
+  given in ``trainer.callbacks`` still works on its own; both at once is refused. The callback's state (dictionary
+  digest, settings) is part of the checkpoint, and a resumed fit must have retrieval on/off as before.
+* ``compile: true`` compiles the SignMBart's forward (the teacher-forced training/validation loss) in place with
+  ``nn.Module.compile`` (:func:`~soke_lightning.stages.common.compile_in_place`): parameter names and checkpoints
+  are the same compiled or not; generation stays eager (its shapes change every step).
 * ``predict_step`` returns :class:`~soke_lightning.callbacks.prediction_writer.MotionPrediction` objects (generated
   motion + ground truth) for :class:`~soke_lightning.callbacks.prediction_writer.PredictionWriter`.
 """
@@ -28,6 +36,7 @@ Wiring (SOKE_SPEC §4):
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import tempfile
 import time
@@ -47,7 +56,7 @@ from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 from soke_lightning.retrieval.matcher import separator_texts
-from soke_lightning.stages.common import EvalLoops, adamw_cosine
+from soke_lightning.stages.common import EvalLoops, adamw_cosine, compile_in_place
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +69,20 @@ METRIC_VARIANTS = ("dtw_jpe", "dtw_pa_jpe")
 
 class ContractError(ValueError):
     """The frozen tokenizer, the token cache, the data and the LM disagree (sizes, parts, hashes, statistics)."""
+
+
+def _check_retrieval_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Validate ``retrieval_settings`` keys against RetrievalCallback's arguments (without importing Lightning
+    callbacks at module import)."""
+    from soke_lightning.callbacks.retrieval import RetrievalCallback
+
+    settings = dict(settings or {})
+    valid = set(inspect.signature(RetrievalCallback.__init__).parameters) - {"self", "enabled"}
+    unknown = sorted(set(settings) - valid)
+    if unknown:
+        raise ValueError(f"LMStage: retrieval_settings has unknown keys {unknown}; valid: {sorted(valid)} (on/off "
+                         f"is model.init_args.retrieval)")
+    return settings
 
 
 def tokenizer_files(tokenizer: TextTokenizer) -> dict[str, bytes]:
@@ -136,6 +159,15 @@ class LMStage(EvalLoops, LightningModule):
         min_lr: final cosine learning rate (SOKE: 1e-6).
         joint_backend: forward kinematics of the metrics ("builtin" or "smplx").
         metric_languages: languages reported (default: the registry).
+        retrieval: add a :class:`~soke_lightning.callbacks.retrieval.RetrievalCallback` (retrieval-enhanced
+            prompts, SOKE §5) from ``retrieval_settings``; False = the retrieval-off ablation.
+        retrieval_settings: RetrievalCallback arguments (``dictionary``, ``top_k``, ``max_codes_per_entry``,
+            ``order``, ``matcher``, ``max_prompt_tokens``, ``log_coverage``, ``tokenizer``, ``build_split``).
+            Defaults: ``dictionary`` = ``dictionary.json`` inside the DataModule's token cache (built on first use
+            from its stores' ``build_split`` with the frozen tokenizer: the cache and the dictionary are both "this
+            data under this tokenizer"); ``tokenizer`` = ``tokenizer_ckpt``; the rest as RetrievalCallback (SOKE).
+        compile: compile the SignMBart forward with ``torch.compile`` (in place; checkpoints unchanged).
+        compile_options: ``torch.compile`` keyword arguments (``mode``, ``backend``, ``dynamic``, ...).
     """
 
     def __init__(
@@ -162,6 +194,10 @@ class LMStage(EvalLoops, LightningModule):
         min_lr: float = 1e-6,
         joint_backend: str = "builtin",
         metric_languages: list[str] | None = None,
+        retrieval: bool = False,
+        retrieval_settings: dict[str, Any] | None = None,
+        compile: bool = False,
+        compile_options: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -186,6 +222,10 @@ class LMStage(EvalLoops, LightningModule):
             stage: SignMotionMetrics(parts, METRIC_VARIANTS, self.metric_languages, prefix=f"{stage}/")
             for stage in ("val", "test")
         })
+        self.retrieval_settings = _check_retrieval_settings(retrieval_settings)
+        if not isinstance(retrieval, bool):
+            raise ValueError(f"LMStage: retrieval must be true or false, got {retrieval!r}")
+        self._retrieval = None  # the RetrievalCallback this stage created (configure_callbacks)
         self.lm: SignMBart | None = None
         self.text_tokenizer: TextTokenizer | None = None
         # The frozen tokenizer lives in a tuple: not a submodule, so not in state_dict, parameters() or train().
@@ -285,7 +325,7 @@ class LMStage(EvalLoops, LightningModule):
             text_tokenizer.add_motion_vocabulary(lm.motion)
         lm.check_tokenizer(text_tokenizer)
         self._check_lm(lm)
-        self.lm = lm.to(self.device)
+        self.lm = compile_in_place(lm.to(self.device), hp.compile, **(hp.compile_options or {}))
         self.text_tokenizer = text_tokenizer
 
     def _train_text_tokenizer(self, dm) -> TextTokenizer:
@@ -320,6 +360,53 @@ class LMStage(EvalLoops, LightningModule):
             log.info("text tokenizer (%d tokens, %s) saved to %s", len(self.text_tokenizer),
                      self.text_tokenizer.source, out)
 
+    # ------------------------------------------------------------------------------------------------ retrieval
+    def configure_callbacks(self) -> list:
+        """``retrieval: true``: the RetrievalCallback built from ``retrieval_settings`` (the same instance for every
+        trainer call of this module, so its loaded dictionary and counts carry over).
+
+        Raises:
+            ValueError when ``trainer.callbacks`` already holds a RetrievalCallback (configure one or the other).
+        """
+        if not self.hparams.retrieval:
+            return []
+        from soke_lightning.callbacks.retrieval import RetrievalCallback
+
+        explicit = [c for c in self.trainer.callbacks if isinstance(c, RetrievalCallback) and c is not self._retrieval]
+        if explicit:
+            raise ValueError("LMStage: retrieval is switched on (model.init_args.retrieval: true) AND trainer.callbacks "
+                             f"holds a RetrievalCallback (dictionary {explicit[0].dictionary_path}); configure one of "
+                             "them: remove the callback from trainer.callbacks (its settings go to "
+                             "model.init_args.retrieval_settings) or set retrieval: false")
+        if self._retrieval is None:
+            settings = dict(self.retrieval_settings)
+            settings.setdefault("tokenizer", self.hparams.tokenizer_ckpt)
+            if "dictionary" not in settings:
+                dm = getattr(self.trainer, "datamodule", None)
+                cache = getattr(dm, "token_cache_path", None)
+                if cache is None:
+                    raise ValueError("LMStage: retrieval is on but retrieval_settings has no `dictionary` and there is "
+                                     "no DataModule token cache to keep it in; give "
+                                     "--model.init_args.retrieval_settings.dictionary=PATH")
+                settings["dictionary"] = str(Path(cache) / "dictionary.json")
+            self._retrieval = RetrievalCallback(**settings)
+        return [self._retrieval]
+
+    def _check_retrieval_resume(self, checkpoint: dict) -> None:
+        """A resumed fit must have retrieval on/off as the checkpoint's run had (the callback checks the rest)."""
+        if self._trainer is None or self.trainer.state.fn != "fit":
+            return
+        from soke_lightning.callbacks.retrieval import RetrievalCallback
+
+        saved = [v for k, v in checkpoint.get("callbacks", {}).items()
+                 if k.split("{")[0] == RetrievalCallback.__qualname__]
+        was_on = any(v.get("enabled") for v in saved)
+        now_on = any(c.enabled for c in self.trainer.callbacks if isinstance(c, RetrievalCallback))
+        if was_on != now_on:
+            raise ContractError(f"the checkpoint was trained with retrieval {'on' if was_on else 'off'} but this run "
+                                f"has it {'on' if now_on else 'off'}; resume with the same setting "
+                                f"(model.init_args.retrieval: {str(was_on).lower()}) or start a new run")
+
     # ------------------------------------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Store the text tokenizer's files and the frozen tokenizer's path and hash (not its weights)."""
@@ -340,6 +427,7 @@ class LMStage(EvalLoops, LightningModule):
             raise ContractError(f"the checkpoint was trained with tokenizer hash {entry['tokenizer_hash']} "
                                 f"({entry['tokenizer_ckpt']}) but this run loaded {self.hparams.tokenizer_ckpt} "
                                 f"with hash {self.tokenizer_digest}")
+        self._check_retrieval_resume(checkpoint)
         text_tokenizer = tokenizer_from_files(entry["text_tokenizer"])
         if self.lm is None:
             self.build(text_tokenizer)
