@@ -11,7 +11,8 @@ Collection (skipped with ``--no-collect`` when ``RUN_DIR/report_inputs.json`` ex
 * codebook usage: the quantizers' EMA counts from the checkpoint (``--ckpt``, default ``RUN_DIR/checkpoints/
   best.ckpt``): a stage-1 checkpoint directly, a stage-2 one through the stage-1 checkpoint it names;
 * baselines (``--baselines``, ``soke baselines --json``) and back-translation scores (``--backtranslation``,
-  ``soke backtranslate --json``);
+  ``soke backtranslate --json``; its back-translated sentences of the generated motion are shown under the
+  sample animations);
 * per-sample DTW errors (mean over body / lhand / rhand of DTW-PA-JPE, accumulated cost in metres) of the model and of
   the mean pose on the ``--split`` of the store (``--store``, default: the store the checkpoint was trained on).
   The model's motion: the stage-1 reconstruction (stage-1 checkpoint) or the generated motion of a PredictionWriter
@@ -158,7 +159,7 @@ def render_samples(records: list[dict], errors: np.ndarray, out_dir: Path, base:
             seqs = [backend(torch.from_numpy(np.asarray(r[k], np.float32))).numpy() for k in ("pred", "gt")]
         gif = render_animation(seqs, backend.bones, out_dir / f"{label}.gif", titles=[model_title, "ground truth"],
                                caption=r["text"], fps=r.get("fps", 25.0), joint_sets=backend.joint_sets, height=240)
-        out.append({"label": label, "name": r["name"], "lang": r["lang"], "text": r["text"],
+        out.append({"label": label, "name": r["name"], "corpus": r.get("corpus"), "lang": r["lang"], "text": r["text"],
                     "error": float(errors[int(i)]), "gif": str(gif.relative_to(base))})
     return out
 
@@ -180,8 +181,13 @@ def collect(args: argparse.Namespace) -> dict:
     if args.baselines:
         baselines = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
         comparison.update({k: baselines[k] for k in ("mean_pose", "dictionary") if k in baselines})
+    bt_samples: dict[str, str] = {}
     if args.backtranslation:
-        inputs["backtranslation"] = json.loads(Path(args.backtranslation).read_text(encoding="utf-8"))["sources"]
+        bt = json.loads(Path(args.backtranslation).read_text(encoding="utf-8"))
+        inputs["backtranslation"] = bt["sources"]
+        for source in ("generated", "predictions"):  # the model's back-translated sentences, shown under its GIFs
+            for s in (bt.get("samples") or {}).get(source, []):
+                bt_samples.setdefault(s["name"], s["hypothesis"])
     ckpt_path = Path(args.ckpt) if args.ckpt else run_dir / "checkpoints" / "best.ckpt"
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False) if ckpt_path.is_file() else None
     if ckpt is None:
@@ -198,6 +204,10 @@ def collect(args: argparse.Namespace) -> dict:
         comparison_model, errors, samples = sample_errors(args, Path(store), ckpt_path, predictions, is_stage1,
                                                           run_dir)
         comparison = {"model": comparison_model, **comparison}
+        for s in samples:
+            hypothesis = bt_samples.get(s["name"], bt_samples.get(f"{s.get('corpus')}/{s['name']}"))
+            if hypothesis is not None:
+                s["hypothesis"] = hypothesis
         inputs["errors"], inputs["samples"] = errors, samples
     if comparison:
         inputs["comparison"] = comparison

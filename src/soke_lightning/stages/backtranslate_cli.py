@@ -2,6 +2,7 @@
 
     soke backtranslate --model CKPT --store DIR [--split test] [--mean-pose] [--json OUT]
     soke backtranslate --model CKPT --predictions DIR [--mean-pose] [--json OUT]
+    soke backtranslate --model CKPT --store DIR --generate STAGE2_CKPT --mean-pose --json OUT   (the whole triple)
 
 Sources (each scored per language with BLEU-1..4 and ROUGE-L, ×100, :func:`soke_lightning.metrics.bleu.bleu_rouge`,
 character level for Chinese):
@@ -10,7 +11,12 @@ character level for Chinese):
   ceiling a generator can reach under this judge;
 * ``predictions`` (``--predictions``): a :class:`~soke_lightning.callbacks.prediction_writer.PredictionWriter` folder
   (``index.rank*.jsonl`` gives name, text and language; motion from ``<stem>.npz``);
-* ``mean_pose`` (``--mean-pose``): the training mean frame held for each sample's length — the floor.
+* ``generated`` (``--generate STAGE2_CKPT``, with ``--store``): the split's sentences signed by a stage-2 checkpoint
+  (greedy, as ``soke generate``; nothing written to disk) — the score of the generator;
+* ``mean_pose`` (``--mean-pose``): the judge's training mean frame held for each sample's length — the floor.
+
+With ground truth, generated motion and the mean pose together the tool also checks, per language, that BLEU-4 is
+ordered ceiling > generated > floor (``"ordered"`` in the JSON; a judge that cannot tell them apart is not a judge).
 
 The JSON holds ``{"model", "sources": {source: {lang: {bleu1..4, rouge_l}, "all": mean over languages}},
 "samples": {source: [{"name", "lang", "text", "hypothesis"}]}}``.
@@ -35,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="store split (default: test)")
     parser.add_argument("--predictions", default=None,
                         help="PredictionWriter folder (index.rank*.jsonl + .npz files): back-translate them")
+    parser.add_argument("--generate", default=None, metavar="STAGE2_CKPT",
+                        help="with --store: sign the split's sentences with this stage-2 checkpoint and score them")
+    parser.add_argument("--tokenizer", default=None,
+                        help="--generate: stage-1 checkpoint instead of the path stored in the stage-2 checkpoint")
+    parser.add_argument("--device", default="cpu", help="torch device of --generate and the judge (default cpu)")
     parser.add_argument("--mean-pose", action="store_true",
                         help="also score the mean-pose baseline (mean frame held for each sample's length)")
     parser.add_argument("--max-samples", type=int, default=None, help="score only the first N samples per source")
@@ -80,6 +91,38 @@ def read_store(path: str | Path, split: str) -> list[dict]:
         s = sp[i]
         out.append({"name": s.name, "text": s.text, "lang": s.lang, "raw": s.frames[length_indices(s.num_frames)]})
     return out
+
+
+def generate_records(stage2_ckpt: str | Path, records: list[dict], tokenizer: str | None = None,
+                     batch_size: int = 32, device: str = "cpu") -> list[dict]:
+    """Records ``{name, text, lang, raw}`` of ``records``' sentences signed by a stage-2 checkpoint (greedy).
+
+    ``raw`` holds denormalised features [T, 133] (what :meth:`BackTranslator.translate_raw` reads).
+    """
+    import torch
+
+    from soke_lightning.stages.generate import Request, generate
+    from soke_lightning.stages.lm_stage import LMStage
+
+    stage = LMStage.from_checkpoint(stage2_ckpt, tokenizer_ckpt=tokenizer).to(torch.device(device))
+    requests = [Request(r["name"], r["text"], r["lang"]) for r in records]
+    out = []
+    for prediction, _, _ in generate(stage, requests, [r.text for r in requests], batch_size):
+        raw = prediction.raw
+        out.append({"name": prediction.name, "text": prediction.text, "lang": prediction.lang,
+                    "raw": raw.detach().cpu().numpy() if isinstance(raw, torch.Tensor) else np.asarray(raw)})
+    return out
+
+
+def ordering(sources: dict, metric: str = "bleu4") -> dict[str, bool] | None:
+    """{lang: ground_truth > model > mean_pose on ``metric``} when all three were scored (model: the ``generated``
+    source, else ``predictions``)."""
+    model = "generated" if "generated" in sources else "predictions"
+    if not {"ground_truth", model, "mean_pose"} <= set(sources):
+        return None
+    gt, gen, mean = sources["ground_truth"], sources[model], sources["mean_pose"]
+    return {lang: bool(gt[lang][metric] > gen[lang][metric] > mean[lang][metric])
+            for lang in gt if lang in gen and lang in mean}
 
 
 def score_records(translator, records: list[dict], batch_size: int = 32, mean_pose: bool = False,
@@ -135,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.store is None and args.predictions is None:
         raise SystemExit("soke backtranslate: give --store DIR (ground truth) and/or --predictions DIR")
-    translator = BackTranslator.from_checkpoint(args.model)
+    translator = BackTranslator.from_checkpoint(args.model).to(args.device)
     inputs: dict[str, list[dict]] = {}
     if args.store is not None:
         inputs["ground_truth"] = read_store(args.store, args.split)
@@ -143,6 +186,11 @@ def run(args: argparse.Namespace) -> int:
         inputs["predictions"] = read_predictions(args.predictions)
     if args.max_samples is not None:
         inputs = {k: v[: args.max_samples] for k, v in inputs.items()}
+    if args.generate is not None:
+        if "ground_truth" not in inputs:
+            raise SystemExit("soke backtranslate: --generate signs the sentences of --store DIR; give --store")
+        inputs["generated"] = generate_records(args.generate, inputs["ground_truth"], args.tokenizer,
+                                               args.batch_size, args.device)
     sources, samples = {}, {}
     for source, records in list(inputs.items()):
         sources[source], samples[source] = score_records(translator, records, args.batch_size, progress=source)
@@ -152,9 +200,13 @@ def run(args: argparse.Namespace) -> int:
                                                                    mean_pose=True, progress="mean_pose")
     print(f"back-translation with {args.model} (BLEU-n and ROUGE-L x100; Chinese on characters)")
     print(format_table(sources))
+    ordered = ordering(sources)
+    if ordered is not None:
+        print("BLEU-4 ground_truth > model > mean_pose: "
+              + ", ".join(f"{lang} {'yes' if ok else 'NO'}" for lang, ok in ordered.items()))
     if args.json:
         out = {"model": str(args.model), "store": args.store, "split": args.split, "predictions": args.predictions,
-               "sources": sources, "samples": samples}
+               "generate": args.generate, "sources": sources, "ordered": ordered, "samples": samples}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
