@@ -189,3 +189,80 @@ def test_backtranslate_tool_names_a_missing_index(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="index.rank"):
         read_predictions(tmp_path)
+
+
+def _stage(**kw):
+    """A BackTranslationStage with a tiny network for SENTENCES' tokenizer (built without a trainer)."""
+    from soke_lightning.models.text_tokenizer import TextTokenizer
+    from soke_lightning.stages.backtranslation import CHECKPOINT_FORMAT, BackTranslationStage
+    from soke_lightning.stages.lm_stage import tokenizer_files
+
+    stage = BackTranslationStage(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0,
+                                 downsample=4, max_text_length=24, **kw)
+    texts = [t for sentences in SENTENCES.values() for t in sentences]
+    tok = TextTokenizer.train(texts, vocab_size=120)
+    stage._install({"format": CHECKPOINT_FORMAT, "model": stage.model_kwargs(tok), "text_tokenizer": tokenizer_files(tok)})
+    return stage
+
+
+def _batch(lengths):
+    from soke_lightning.data.batch import SignBatch
+
+    lengths = torch.tensor(lengths)
+    poses = torch.zeros(len(lengths), int(lengths.max()), 133)
+    for i, t in enumerate(lengths.tolist()):
+        poses[i, :t] = _motion(i, t)
+    langs = ["asl", "csl", "dgs"][: len(lengths)]
+    return SignBatch(poses=poses, lengths=lengths, mask=poses[..., 0] != 0, text=[SENTENCES[x][0] for x in langs],
+                     lang=langs, name=langs, corpus=["synthsign"] * len(langs))
+
+
+def test_time_stretch_resamples_each_motion_and_noise_perturbs_it():
+    torch.manual_seed(0)
+    batch = _batch([40, 64, 52])
+    stretched, lengths = _stage(time_stretch=0.25).augment(batch.poses, batch.lengths)
+    ratios = lengths.float() / batch.lengths.float()
+    assert ((ratios >= 0.75 - 0.02) & (ratios <= 1.25 + 0.02)).all() and not torch.equal(lengths, batch.lengths)
+    assert stretched.shape[1] == int(lengths.max())
+    for i, n in enumerate(lengths.tolist()):
+        # resampling keeps the end points of every motion and leaves the padding at zero
+        assert torch.allclose(stretched[i, 0], batch.poses[i, 0], atol=1e-6)
+        assert torch.allclose(stretched[i, n - 1], batch.poses[i, int(batch.lengths[i]) - 1], atol=1e-6)
+        assert not stretched[i, n:].any()
+    off_poses, off_lengths = _stage().augment(batch.poses, batch.lengths)
+    assert off_poses is batch.poses and off_lengths is batch.lengths
+    noisy, same = _stage(feature_noise=0.1).augment(batch.poses, batch.lengths)
+    assert torch.equal(same, batch.lengths) and 0.05 < float((noisy - batch.poses).std()) < 0.2
+
+
+def test_bag_of_words_loss_trains_the_encoder_on_the_sentence_tokens():
+    torch.manual_seed(0)
+    stage = _stage(bow_weight=1.0)
+    batch = _batch([40, 64, 52])
+    ce, bow = stage._loss(batch)
+    assert bow is not None and torch.isfinite(bow) and bow > 0
+    bow.backward()
+    assert stage.translator.model.front[0].weight.grad.abs().sum() > 0  # reaches the motion front end
+    assert stage.translator.model.decoder.layers[0].linear1.weight.grad is None  # not the decoder
+    opt = torch.optim.Adam(stage.translator.parameters(), lr=3e-3)
+    for _ in range(60):
+        opt.zero_grad()
+        ce, bow = stage._loss(batch)
+        (ce + bow).backward()
+        opt.step()
+    # minimum of the bag loss: log(number of distinct tokens) per sentence (uniform over the sentence's tokens)
+    inp, lab = stage.targets(batch.text, batch.lang)
+    floor = np.mean([np.log(len(set(row[row >= 0].tolist()) - {2})) for row in lab])
+    assert bow.item() < floor + 0.5
+    assert _stage()._loss(batch)[1] is None
+
+
+def test_ordering_needs_all_three_sources():
+    from soke_lightning.stages.backtranslate_cli import ordering
+
+    def s(v):
+        return {"asl": {"bleu4": v}, "csl": {"bleu4": v / 2}}
+
+    assert ordering({"ground_truth": s(40), "generated": s(20), "mean_pose": s(1)}) == {"asl": True, "csl": True}
+    assert ordering({"ground_truth": s(40), "predictions": s(50), "mean_pose": s(1)}) == {"asl": False, "csl": False}
+    assert ordering({"ground_truth": s(40), "mean_pose": s(1)}) is None

@@ -395,6 +395,13 @@ class BackTranslationStage(EvalLoops, LightningModule):
         warmup_steps: linear warm-up, then cosine to ``lr * min_lr_ratio`` over the estimated training steps.
         min_lr_ratio: final learning rate / ``lr``.
         label_smoothing: cross-entropy label smoothing.
+        time_stretch: training augmentation: each motion is resampled in time by a factor drawn uniformly from
+            ``[1 - time_stretch, 1 + time_stretch]`` (signing speed varies between signers; 0 = off).
+        feature_noise: training augmentation: std of Gaussian noise added to the normalised features (0 = off).
+        bow_weight: weight of an auxiliary bag-of-words loss on the encoder (0 = off): every encoder step is scored
+            against the vocabulary with the tied output head, the maximum over time is the sentence's bag of tokens,
+            and its log-softmax is matched to the sentence's token set. It makes the encoder spot each sign's word
+            wherever it occurs (sign order differs from word order, so no monotone alignment is assumed).
         metric_languages: language keys scored separately (default: every registered language).
     """
 
@@ -415,9 +422,15 @@ class BackTranslationStage(EvalLoops, LightningModule):
         warmup_steps: int = 50,
         min_lr_ratio: float = 0.05,
         label_smoothing: float = 0.1,
+        time_stretch: float = 0.0,
+        feature_noise: float = 0.0,
+        bow_weight: float = 0.0,
         metric_languages: list[str] | None = None,
     ):
         super().__init__()
+        if not 0.0 <= time_stretch < 1.0 or feature_noise < 0.0 or bow_weight < 0.0:
+            raise ValueError(f"BackTranslationStage: time_stretch must be in [0, 1), feature_noise and bow_weight "
+                             f">= 0, got {time_stretch}, {feature_noise}, {bow_weight}")
         self.save_hyperparameters()
         self.translator: BackTranslator | None = None
         self.metric_languages = list(metric_languages or LANGUAGES)
@@ -498,20 +511,54 @@ class BackTranslationStage(EvalLoops, LightningModule):
             lab[i, : len(row) + 1] = torch.tensor([*row, tok.eos_token_id])
         return inp.to(self.device), lab.to(self.device)
 
-    def _loss(self, batch: SignBatch) -> torch.Tensor:
+    def augment(self, poses: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training augmentation (time stretch per sample, feature noise) of normalised poses [B, T, 133].
+
+        Returns:
+            (poses [B, T', 133] zero-padded, lengths [B]); the input itself when both augmentations are off.
+        """
+        hp = self.hparams
+        if hp.time_stretch > 0:
+            factors = 1.0 + hp.time_stretch * (2.0 * torch.rand(len(lengths)) - 1.0)
+            new = (lengths.cpu().float() * factors).round().long().clamp_min(2)
+            out = poses.new_zeros(len(lengths), int(new.max()), poses.shape[-1])
+            for i, (t, n) in enumerate(zip(lengths.tolist(), new.tolist())):
+                seq = poses[i, :t].transpose(0, 1)[None]
+                out[i, :n] = F.interpolate(seq, size=n, mode="linear", align_corners=True)[0].transpose(0, 1)
+            poses, lengths = out, new.to(lengths.device)
+        if hp.feature_noise > 0:
+            poses = poses + hp.feature_noise * torch.randn_like(poses)
+        return poses, lengths
+
+    def _loss(self, batch: SignBatch, augment: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(teacher-forced cross-entropy, bag-of-words loss or None when ``bow_weight`` is 0)."""
+        model = self.translator.model
         inp, lab = self.targets(batch.text, batch.lang)
-        logits = self.translator.model(batch.poses, batch.lengths, inp)
-        return F.cross_entropy(logits.flatten(0, 1), lab.flatten(), ignore_index=-100,
-                               label_smoothing=self.hparams.label_smoothing)
+        poses, lengths = self.augment(batch.poses, batch.lengths) if augment else (batch.poses, batch.lengths)
+        memory, pad = model.encode(poses, lengths)
+        logits = model.decode(inp, memory, pad)
+        ce = F.cross_entropy(logits.flatten(0, 1), lab.flatten(), ignore_index=-100,
+                             label_smoothing=self.hparams.label_smoothing)
+        if self.hparams.bow_weight <= 0:
+            return ce, None
+        bag = model.head(memory).masked_fill(pad[..., None], torch.finfo(memory.dtype).min).amax(1)  # [B, V]
+        c = model.config
+        target = torch.zeros_like(bag).scatter_(1, lab.masked_fill(lab < 0, c.pad_id), 1.0)
+        target[:, [c.pad_id, c.eos_id]] = 0.0
+        target = target / target.sum(1, keepdim=True).clamp_min(1.0)
+        return ce, -(target * F.log_softmax(bag, dim=-1)).sum(1).mean()
 
     def training_step(self, batch: SignBatch, batch_idx: int) -> torch.Tensor:
-        loss = self._loss(batch)
+        loss, bow = self._loss(batch, augment=True)
+        if bow is not None:
+            self.log("train/bow_loss", bow, batch_size=len(batch))
+            loss = loss + self.hparams.bow_weight * bow
         self.log("train/loss", loss, batch_size=len(batch))
         self.log("loss", loss, batch_size=len(batch), prog_bar=True, logger=False)
         return loss
 
     def _eval_step(self, batch: SignBatch, stage: str) -> None:
-        self.log(f"{stage}/loss", self._loss(batch), batch_size=len(batch), sync_dist=True)
+        self.log(f"{stage}/loss", self._loss(batch)[0], batch_size=len(batch), sync_dist=True)
         hyps = self.translator.translate(batch.poses, batch.lengths, batch.lang)
         self.scores[stage].update(hyps, batch.text, batch.lang)
 
