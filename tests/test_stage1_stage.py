@@ -151,3 +151,26 @@ def test_train_windows_are_aligned_slices_and_losses_mask_padding():
     assert stage._recon_loss(recon, target, m) == 0
     assert TokenizerStage(tok, loss_padding="reference")._recon_loss(recon, target, m) == 0
     assert stage._recon_loss(recon, target, torch.ones_like(m)) > 0
+
+
+def test_joint_loss_measures_root_relative_joint_error_and_ignores_padding():
+    from soke_lightning.stages.tokenizer_stage import TokenizerStage
+
+    tok = SignTokenizer(width=8, code_dim=8, depth=1, codebook_sizes={"body": 4, "lhand": 4, "rhand": 4})
+    stage = TokenizerStage(tok, joint_weight=1.0)
+    torch.manual_seed(0)
+    target = 0.3 * torch.randn(1, 8, 133)
+    m = torch.tensor([[True] * 4 + [False] * 4])
+    recon = target.clone()
+    recon[:, 4:] += 3.0  # padding only
+    assert stage._joint_loss(recon, target, m) == 0
+    # a right-wrist rotation (features 27-29: joint 21) moves the right hand: the loss sees it, with a gradient
+    recon = target.clone().requires_grad_(True)
+    bent = recon + torch.nn.functional.pad(torch.full((1, 8, 3), 0.5), (27, 103))
+    loss = stage._joint_loss(bent, target, m)
+    assert loss > 1e-3
+    loss.backward()
+    assert recon.grad[0, :4, 27:30].abs().sum() > 0 and recon.grad[0, 4:].abs().sum() == 0
+    # rotating the jaw by the same amount moves far fewer joints (and less) than the wrist
+    jaw = target + torch.nn.functional.pad(torch.full((1, 8, 3), 0.5), (120, 10))
+    assert stage._joint_loss(jaw, target, m) < loss

@@ -119,6 +119,11 @@ class TokenizerStage(EvalLoops, LightningModule):
         min_lr: final learning rate of the cosine (SOKE: 1e-6).
         commit_weight: weight of the summed commitment losses (SOKE: 0.02).
         velocity_weight: weight of a SmoothL1 loss on frame differences (SOKE: 0).
+        joint_weight: weight of an L1 loss on root-relative joint positions (metres) of the reconstruction, through
+            the differentiable ``joint_backend`` (SOKE: 0, feature loss only). Rotation errors near the root move
+            every joint below them (a wrist-rotation error swings the whole hand), which a feature loss weighs like
+            any other angle; this loss weighs them by their effect on the joints DTW-JPE scores. Needs the real
+            normalisation statistics (positions of denormalised features).
         loss_padding: "exclude" padded frames from the reconstruction loss, or "reference" (zero them and
             average over all elements).
         joint_backend: forward-kinematics backend of the metrics ("builtin" or "smplx").
@@ -142,6 +147,7 @@ class TokenizerStage(EvalLoops, LightningModule):
         min_lr: float = 1e-6,
         commit_weight: float = 0.02,
         velocity_weight: float = 0.0,
+        joint_weight: float = 0.0,
         loss_padding: Literal["exclude", "reference"] = "exclude",
         joint_backend: str = "builtin",
         metric_languages: list[str] | None = None,
@@ -212,6 +218,16 @@ class TokenizerStage(EvalLoops, LightningModule):
         both = (mask[:, 1:] & mask[:, :-1])
         return self._recon_loss(recon.diff(dim=1), target.diff(dim=1), both)
 
+    def _joint_loss(self, recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean L1 distance (metres, summed over x/y/z) of root-relative joints over the valid frames."""
+        norm = self.tokenizer.normalizer
+        with torch.autocast(device_type=recon.device.type, enabled=False):
+            pred = self.backend.from_features(norm.denormalize(recon[mask].float()))
+            with torch.no_grad():
+                gt = self.backend.from_features(norm.denormalize(target[mask].float()))
+            pred, gt = translate_to_joint(pred, 0), translate_to_joint(gt, 0)
+            return (pred - gt).abs().sum(-1).mean()
+
     def _windows(self, batch: SignBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(poses, lengths, mask) of one random ``train_window``-frame window per sequence (or the whole batch)."""
         window = self.hparams.train_window
@@ -239,6 +255,10 @@ class TokenizerStage(EvalLoops, LightningModule):
             vel = self._velocity_loss(out.recon, poses, mask)
             loss = loss + self.hparams.velocity_weight * vel
             logs["train/velocity"] = vel
+        if self.hparams.joint_weight > 0:
+            joint = self._joint_loss(out.recon, poses, mask)
+            loss = loss + self.hparams.joint_weight * joint
+            logs["train/joint"] = joint
         for part, p in out.parts.items():
             logs[f"train/{part}/perplexity"] = p.quant.perplexity
             logs[f"train/{part}/usage"] = p.quant.usage
