@@ -508,7 +508,8 @@ def format_table(report: dict, parts=("body", "lhand", "rhand", "avg")) -> str:
     keys = [("gt_frames", "gt fr"), ("gen_frames", "gen fr"), ("gen_minus_gt_frames", "gen-gt"),
             ("hit_max_codes", "maxcod"), ("prompt_tokens", "tokens"), ("encoder_truncated", "enc.cut"),
             ("entries_per_prompt", "entries"), ("retrieved_steps_per_prompt", "ret.steps"),
-            ("budget_truncated_prompts", "budg.cut"), ("rare_sentences", "rare"), ("rare_hit_sentences", "rare.hit"),
+            ("budget_truncated_prompts", "budg.cut"), ("rare_sentences", "rare"),
+            ("rare_covered_sentences", "rare.cov"), ("rare_hit_sentences", "rare.hit"),
             ("rare_injected_sentences", "rare.inj"), ("corr_len_error_vs_retrieved_steps", "r(err,steps)")]
     widths = [max(9, len(label)) + 1 for _, label in keys]
     lines.append(f"{'side':<5}{'lang':<5}" + "".join(f"{label:>{w}}" for (_, label), w in zip(keys, widths)))
@@ -526,8 +527,9 @@ def format_table(report: dict, parts=("body", "lhand", "rhand", "avg")) -> str:
             lines.append(f"  {lang:<4} generated frames on-off {d['gen_frames_on_minus_off']:+.1f}; r(change, "
                          f"retrieved steps) = {'-' if corr is None else f'{corr:+.2f}'}; on better (DTW-PA-JPE avg) "
                          f"in {d['on_better_dtw_pa_jpe_avg']}/{d['pairs']}")
-    lines.append(f"\nrare: <= {report['rare_max']} training sentences ({report['rare_scope']}); rare_hit: "
-                 f"{report['rare_hit_definition']}")
+    lines.append(f"\nrare: <= {report['rare_max']} training sentences ({report['rare_scope']}); rare.cov: a rare "
+                 f"concept is in the store's dictionary split; rare_hit: {report['rare_hit_definition']}; rare.inj: "
+                 f"a rare concept's entry reached the prompt")
     return "\n".join(lines)
 
 

@@ -37,9 +37,8 @@ ablation = _script()
 def runs(tmp_path_factory):
     """The pipeline's retrieval-off checkpoint and test metrics, and a retrieval-on fit (1 epoch of 2 batches of
     the debug config) with its checkpoint, test metrics and callback."""
-    from test_stage2_lm import pipeline
-
     from soke_lightning.lightning_cli import SokeCLI
+    from test_stage2_lm import pipeline
 
     run = pipeline(tmp_path_factory)
     root = tmp_path_factory.mktemp("ablation")
