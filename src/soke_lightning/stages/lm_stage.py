@@ -46,6 +46,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningModule
+from torchmetrics import MeanMetric
 
 from soke_lightning.data.batch import SignBatch
 from soke_lightning.data.languages import LANGUAGES
@@ -65,6 +66,9 @@ CHECKPOINT_KEY = "soke_lm"
 CHECKPOINT_FORMAT = 1
 EMBEDDED = "embedded"
 METRIC_VARIANTS = ("dtw_jpe", "dtw_pa_jpe")
+#: Per-sample means logged by validation/test, as weighted sum-state means (exact under DDP with uneven shards,
+#: where Lightning's ``sync_dist`` would average the ranks' means).
+EVAL_MEANS = ("loss", "steps_per_sample", "latency_ms_per_sample", "frames_per_sample")
 
 
 class ContractError(ValueError):
@@ -222,6 +226,10 @@ class LMStage(EvalLoops, LightningModule):
             stage: SignMotionMetrics(parts, METRIC_VARIANTS, self.metric_languages, prefix=f"{stage}/")
             for stage in ("val", "test")
         })
+        # states are not persistent: nothing of these enters state_dict / checkpoints
+        self.eval_means = torch.nn.ModuleDict({
+            stage: torch.nn.ModuleDict({name: MeanMetric() for name in EVAL_MEANS}) for stage in ("val", "test")
+        })
         self.retrieval_settings = _check_retrieval_settings(retrieval_settings)
         if not isinstance(retrieval, bool):
             raise ValueError(f"LMStage: retrieval must be true or false, got {retrieval!r}")
@@ -354,8 +362,10 @@ class LMStage(EvalLoops, LightningModule):
         # validate/test/predict: the model is built from the checkpoint (ckpt_path) in on_load_checkpoint
         if self.lm is None and stage == "fit":
             self.build(self._train_text_tokenizer(dm))
-        if stage == "fit" and self.trainer.is_global_zero and self.trainer.log_dir:
-            out = Path(self.trainer.log_dir) / "text_tokenizer"
+        # Trainer.log_dir is a collective call (a broadcast from rank 0) under DDP: every rank must ask for it.
+        log_dir = self.trainer.log_dir if stage == "fit" else None
+        if log_dir and self.trainer.is_global_zero:
+            out = Path(log_dir) / "text_tokenizer"
             self.text_tokenizer.save(out)
             log.info("text tokenizer (%d tokens, %s) saved to %s", len(self.text_tokenizer),
                      self.text_tokenizer.source, out)
@@ -516,11 +526,16 @@ class LMStage(EvalLoops, LightningModule):
         feats, lengths = decode_streams(self.tokenizer, result)
         return self.tokenizer.normalizer.denormalize(feats), lengths.to(self.device), result
 
+    def _log_mean(self, stage: str, name: str, value: torch.Tensor, weight: float | torch.Tensor) -> None:
+        metric = self.eval_means[stage][name]
+        metric.update(value.detach().float(), weight)
+        self.log(f"{stage}/{name}", metric, batch_size=int(torch.as_tensor(weight).sum()) or 1)
+
     def _eval_step(self, batch: SignBatch, stage: str) -> None:
         size = len(batch)
         if batch.codes is not None:
             out = self._forward(batch)
-            self.log(f"{stage}/loss", out.loss, batch_size=size, sync_dist=True)
+            self._log_mean(stage, "loss", out.loss, size)
         prompts = list(batch.prompt if batch.prompt is not None else batch.text)
         start = time.perf_counter()
         feats, lengths, result = self.generate(prompts, list(batch.lang))
@@ -530,10 +545,10 @@ class LMStage(EvalLoops, LightningModule):
             pred_joints = self.backend.to(self.device).from_features(feats)
             gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
         self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
-        steps = (result.lengths + result.finished.long()).float().mean()  # decoder passes until </s>
-        self.log(f"{stage}/steps_per_sample", steps, batch_size=size, sync_dist=True)
-        self.log(f"{stage}/latency_ms_per_sample", 1000.0 * elapsed / size, batch_size=size, sync_dist=True)
-        self.log(f"{stage}/frames_per_sample", lengths.float().mean(), batch_size=size, sync_dist=True)
+        ones = torch.ones(size, device=self.device)
+        self._log_mean(stage, "steps_per_sample", (result.lengths + result.finished.long()).to(ones), ones)  # passes until </s>
+        self._log_mean(stage, "latency_ms_per_sample", torch.tensor(1000.0 * elapsed / size, device=self.device), size)
+        self._log_mean(stage, "frames_per_sample", lengths.to(ones), ones)
 
     def _eval_epoch_end(self, stage: str) -> None:
         values = self.metrics[stage].compute()
