@@ -15,7 +15,7 @@ STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/last.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation sweep-codebook sweep-lambda
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -69,25 +69,45 @@ train-stage2: $(DEMO_DATA)/store.json  ## SynthSign: stage 1 if missing -> token
 	SOKE=$(SOKE) PY=$(PY) DEMO_DATA=$(DEMO_DATA) OUT=$(OUT) scripts/train_stage2.sh
 
 BT_CKPT := $(OUT)/backtranslation-demo/checkpoints/best.ckpt
-train-backtranslation: $(DEMO_DATA)/store.json  ## train the sign->text judge on SynthSign, test it, score ground truth vs mean pose
+STAGE2_LAST := $(OUT)/stage2-demo/checkpoints/last.ckpt
+BT_ENV := $(STAGE1_ENV) OMP_NUM_THREADS=1
+train-backtranslation: $(DEMO_DATA)/store.json  ## train the sign->text judge on SynthSign (<= 3 min), test it; B-T BLEU of ground truth / stage-2 motion / mean pose
 	rm -f $(BT_CKPT)
-	$(STAGE1_ENV) $(SOKE) fit --config experiments/backtranslation/demo.yaml
-	$(STAGE1_ENV) $(SOKE) test --config experiments/backtranslation/demo.yaml --ckpt_path $(BT_CKPT) \
+	$(BT_ENV) $(SOKE) fit --config experiments/backtranslation/demo.yaml
+	$(BT_ENV) $(SOKE) test --config experiments/backtranslation/demo.yaml --ckpt_path $(BT_CKPT) \
 	  --trainer.logger.init_args.version test
-	$(SOKE) backtranslate --model $(BT_CKPT) --store $(DEMO_DATA) --split test --mean-pose \
+	$(MAKE) --no-print-directory eval-backtranslation
+
+eval-backtranslation:  ## B-T BLEU-1..4 / ROUGE-L per language: ground truth (ceiling), stage-2 generated motion, mean pose (floor)
+	@test -f $(BT_CKPT) || { echo "no judge at $(BT_CKPT): run make train-backtranslation"; exit 2; }
+	@if [ -f $(STAGE2_LAST) ]; then gen="--generate $(STAGE2_LAST)"; else \
+	  echo "no stage-2 checkpoint at $(STAGE2_LAST) (make train-stage2): scoring ground truth and mean pose only"; fi; \
+	$(BT_ENV) $(SOKE) backtranslate --model $(BT_CKPT) --store $(DEMO_DATA) --split test --mean-pose $$gen \
 	  --json $(OUT)/backtranslation-demo/bt_test.json
 
-demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> test table -> generated vs ground truth GIFs
+DEMO_PRED := $(OUT)/stage2-demo/predictions
+demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> test table -> GIFs -> HTML report
 	@mkdir -p $(OUT)/demo
 	$(SOKE) data info $(DEMO_DATA)
 	$(SOKE) baselines --store $(DEMO_DATA) --split test --json $(OUT)/demo/baselines.json
 	@test -f $(STAGE1_CKPT) || $(MAKE) --no-print-directory $(STAGE1_CKPT)
 	SOKE=$(SOKE) PY=$(PY) DEMO_DATA=$(DEMO_DATA) OUT=$(OUT) STAGE2_BASELINES=$(OUT)/demo/baselines.json \
 	  scripts/train_stage2.sh
-	OMP_NUM_THREADS=1 $(SOKE) generate --ckpt $(OUT)/stage2-demo/checkpoints/last.ckpt \
+	OMP_NUM_THREADS=1 $(SOKE) generate --ckpt $(STAGE2_LAST) \
 	  --store $(DEMO_DATA) --split test --n 1 --out $(OUT)/demo/generated
+	rm -rf $(DEMO_PRED) $(OUT)/demo/backtranslation.json
+	OMP_NUM_THREADS=1 $(SOKE) generate --ckpt $(STAGE2_LAST) --store $(DEMO_DATA) --split test --n 1000000 \
+	  --formats npz --out $(DEMO_PRED) > $(OUT)/demo/predictions.log
+	@if [ -f $(BT_CKPT) ]; then \
+	  $(BT_ENV) $(SOKE) backtranslate --model $(BT_CKPT) --store $(DEMO_DATA) --split test \
+	    --predictions $(DEMO_PRED) --mean-pose --json $(OUT)/demo/backtranslation.json; \
+	else echo "demo: no back-translation judge at $(BT_CKPT) (make train-backtranslation): report without B-T BLEU"; fi
+	OMP_NUM_THREADS=1 $(SOKE) report $(OUT)/stage2-demo --ckpt $(STAGE2_LAST) --store $(DEMO_DATA) --split test \
+	  --predictions $(DEMO_PRED) --baselines $(OUT)/demo/baselines.json \
+	  $$(test -f $(OUT)/demo/backtranslation.json && echo --backtranslation $(OUT)/demo/backtranslation.json)
 	@echo "demo: test table in $(OUT)/stage2-demo/report.json; ground truth | generated GIFs + SMPL-X npz in $(OUT)/demo/generated;"
-	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json"
+	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json;"
+	@echo "      HTML report (path above, 'report: ...') from $(OUT)/stage2-demo and the generated motion in $(DEMO_PRED)"
 
 sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a server answers, else `soke sweep`; SWEEP_RUNS=N)
 	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/codebook.yaml \

@@ -266,3 +266,27 @@ def test_ordering_needs_all_three_sources():
     assert ordering({"ground_truth": s(40), "generated": s(20), "mean_pose": s(1)}) == {"asl": True, "csl": True}
     assert ordering({"ground_truth": s(40), "predictions": s(50), "mean_pose": s(1)}) == {"asl": False, "csl": False}
     assert ordering({"ground_truth": s(40), "mean_pose": s(1)}) is None
+
+
+def test_greedy_decoding_never_repeats_an_ngram():
+    from soke_lightning.stages.backtranslation import _ban_repeats
+
+    logits = torch.zeros(2, 10)
+    tokens = torch.tensor([[3, 5, 6, 5], [3, 7, 8, 9]])
+    banned = _ban_repeats(logits, tokens, 2)  # row 0 ends with 5, and "5 6" occurred: 6 is banned
+    assert torch.isinf(banned[0, 6]) and torch.isfinite(banned[0]).sum() == 9 and torch.isfinite(banned[1]).all()
+    assert torch.isinf(_ban_repeats(logits, tokens, 1)[1, [3, 7, 8, 9]]).all()
+    # a model that always prefers token 7, then token 8: it loops without the rule and stops repeating with it
+    preference = torch.full((12,), -5.0)
+    preference[7], preference[8], preference[2] = 3.0, 2.0, 1.0
+    for n in (0, 2):
+        cfg = BackTranslationConfig(vocab_size=12, d_model=16, encoder_layers=1, decoder_layers=1, heads=2,
+                                    ffn_dim=32, dropout=0.0, max_text_length=10, no_repeat_ngram_size=n)
+        model = BackTranslationModel(cfg).eval()
+        model.decode = lambda tokens, memory, pad: preference.expand(tokens.shape[0], tokens.shape[1], -1)
+        row = model.greedy(torch.zeros(1, 16, 133), torch.tensor([16]), torch.tensor([3]))[0]
+        bigrams = list(zip([3, *row], row))
+        if n == 0:
+            assert row == [7] * 10
+        else:
+            assert len(bigrams) == len(set(bigrams)) and row[:2] == [7, 7] and len(row) < 10

@@ -39,6 +39,7 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # two spawned processes: ~10 s of imports, ~25 s on a loaded machine
 def test_two_ranks_give_the_single_process_scores(tmp_path):
     from soke_lightning.metrics.bleu import bleu_rouge
 

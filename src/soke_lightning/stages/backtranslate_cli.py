@@ -18,8 +18,9 @@ character level for Chinese):
 With ground truth, generated motion and the mean pose together the tool also checks, per language, that BLEU-4 is
 ordered ceiling > generated > floor (``"ordered"`` in the JSON; a judge that cannot tell them apart is not a judge).
 
-The JSON holds ``{"model", "sources": {source: {lang: {bleu1..4, rouge_l}, "all": mean over languages}},
-"samples": {source: [{"name", "lang", "text", "hypothesis"}]}}``.
+The JSON holds ``{"model", "store", "split", "predictions", "generate", "sources": {source: {lang: {bleu1..4,
+rouge_l}, "all": mean over languages}}, "ordered": {lang: bool} or null, "samples": {source: [{"name", "lang", "text",
+"hypothesis"}]}}``.
 """
 
 from __future__ import annotations

@@ -72,6 +72,9 @@ class BackTranslationConfig:
         downsample: temporal down-sampling of the front end (a power of 2; 1 = none).
         max_motion_steps: longest down-sampled motion (positional table size).
         max_text_length: longest decoded sentence in tokens (positional table size, greedy decoding limit).
+        no_repeat_ngram_size: greedy decoding never repeats an n-gram of this size within a sentence (0 = off); a
+            small judge otherwise loops ("Abend Abend Abend ...") until ``max_text_length``, and the loop, not the
+            motion, decides its BLEU. Part of the checkpoint, so the judge's decoding is reproducible.
     """
 
     vocab_size: int
@@ -87,12 +90,16 @@ class BackTranslationConfig:
     downsample: int = 4
     max_motion_steps: int = 512
     max_text_length: int = 64
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self):
         if self.downsample < 1 or self.downsample & (self.downsample - 1):
             raise ValueError(f"BackTranslationConfig.downsample must be a power of 2, got {self.downsample}")
         if self.d_model % self.heads:
             raise ValueError(f"BackTranslationConfig: d_model {self.d_model} is not divisible by heads {self.heads}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(f"BackTranslationConfig: no_repeat_ngram_size must be >= 0, got "
+                             f"{self.no_repeat_ngram_size}")
         if self.vocab_size <= max(self.pad_id, self.eos_id):
             raise ValueError(f"BackTranslationConfig: vocab_size {self.vocab_size} must exceed the special ids")
 
@@ -193,13 +200,29 @@ class BackTranslationModel(nn.Module):
         tokens = start_ids.to(memory.device)[:, None]
         done = torch.zeros(len(tokens), dtype=torch.bool, device=memory.device)
         for _ in range(limit):
-            nxt = self.decode(tokens, memory, pad)[:, -1].argmax(-1)
+            logits = self.decode(tokens, memory, pad)[:, -1]
+            if c.no_repeat_ngram_size > 0:
+                logits = _ban_repeats(logits, tokens, c.no_repeat_ngram_size)
+            nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, c.pad_id), nxt)
             tokens = torch.cat([tokens, nxt[:, None]], dim=1)
             done |= nxt == c.eos_id
             if bool(done.all()):
                 break
         return [[t for t in row if t not in (c.pad_id, c.eos_id)] for row in _until_eos(tokens[:, 1:], c.eos_id)]
+
+
+def _ban_repeats(logits: torch.Tensor, tokens: torch.Tensor, n: int) -> torch.Tensor:
+    """``logits`` [B, V] with -inf on every token that would complete an n-gram already in ``tokens`` [B, S]."""
+    if tokens.shape[1] < n:
+        return logits
+    logits = logits.clone()
+    for b, row in enumerate(tokens.tolist()):
+        prefix = tuple(row[len(row) - n + 1:]) if n > 1 else ()
+        banned = {row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i:i + n - 1]) == prefix}
+        if banned:
+            logits[b, list(banned)] = float("-inf")
+    return logits
 
 
 def _until_eos(tokens: torch.Tensor, eos_id: int) -> list[list[int]]:
@@ -398,6 +421,8 @@ class BackTranslationStage(EvalLoops, LightningModule):
         time_stretch: training augmentation: each motion is resampled in time by a factor drawn uniformly from
             ``[1 - time_stretch, 1 + time_stretch]`` (signing speed varies between signers; 0 = off).
         feature_noise: training augmentation: std of Gaussian noise added to the normalised features (0 = off).
+        no_repeat_ngram_size: decoding: never repeat an n-gram of this size in a sentence (0 = off; see
+            :class:`BackTranslationConfig`).
         bow_weight: weight of an auxiliary bag-of-words loss on the encoder (0 = off): every encoder step is scored
             against the vocabulary with the tied output head, the maximum over time is the sentence's bag of tokens,
             and its log-softmax is matched to the sentence's token set. It makes the encoder spot each sign's word
@@ -425,6 +450,7 @@ class BackTranslationStage(EvalLoops, LightningModule):
         time_stretch: float = 0.0,
         feature_noise: float = 0.0,
         bow_weight: float = 0.0,
+        no_repeat_ngram_size: int = 3,
         metric_languages: list[str] | None = None,
     ):
         super().__init__()
@@ -442,7 +468,7 @@ class BackTranslationStage(EvalLoops, LightningModule):
             vocab_size=len(text_tokenizer), pad_id=text_tokenizer.pad_token_id, eos_id=text_tokenizer.eos_token_id,
             d_model=hp.d_model, encoder_layers=hp.encoder_layers, decoder_layers=hp.decoder_layers, heads=hp.heads,
             ffn_dim=hp.ffn_dim, dropout=hp.dropout, downsample=hp.downsample, max_motion_steps=hp.max_motion_steps,
-            max_text_length=hp.max_text_length)
+            max_text_length=hp.max_text_length, no_repeat_ngram_size=hp.no_repeat_ngram_size)
         return asdict(config)
 
     def setup(self, stage: str) -> None:
