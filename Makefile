@@ -113,7 +113,7 @@ sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a ser
 	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/codebook.yaml \
 	  $(if $(SWEEP_RUNS),--max-runs $(SWEEP_RUNS))
 
-sweep-lambda: $(STAMP)  ## stage-2 lambda sweep (0, 0.2, 1/3, 0.4, 0.5) on SynthSign, same runner rules (SWEEP_RUNS=N)
+sweep-lambda: $(STAMP)  ## stage-2 sweep of lambda x retrieval off/on on SynthSign; first 4 points by default (run_cap), SWEEP_RUNS=10 for all
 	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/lambda.yaml \
 	  $(if $(SWEEP_RUNS),--max-runs $(SWEEP_RUNS))
 

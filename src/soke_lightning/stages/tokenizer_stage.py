@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +31,7 @@ from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.functional.alignment import procrustes_align, translate_to_joint
 from soke_lightning.models.quantizer import histogram_stats
 from soke_lightning.models.tokenizer import CHECKPOINT_KEY, SignTokenizer
-from soke_lightning.stages.common import EvalLoops, adamw_cosine
+from soke_lightning.stages.common import EvalLoops, adamw_cosine, compile_in_place
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class TokenizerStage(EvalLoops, LightningModule):
             down-sampling rate; T2M-GPT's ``win_size``, unused by SOKE); None trains on whole sequences (SOKE).
             Windows are drawn with the global torch RNG (seeded by ``seed_everything``), which checkpoints do not
             restore, so a resumed run is bit-identical only with None.
+        compile: ``torch.compile`` the tokenizer in place (``nn.Module.compile``: parameter names, hence
+            checkpoints, stay those of an uncompiled run); worth it only for long GPU runs.
+        compile_options: keyword arguments of ``torch.compile`` (e.g. ``{mode: max-autotune}``).
     """
 
     def __init__(
@@ -152,10 +155,13 @@ class TokenizerStage(EvalLoops, LightningModule):
         joint_backend: str = "builtin",
         metric_languages: list[str] | None = None,
         train_window: int | None = None,
+        compile: bool = False,
+        compile_options: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["tokenizer"])
         self.tokenizer = tokenizer
+        compile_in_place(self.tokenizer, compile, **(compile_options or {}))
         if loss_padding not in ("exclude", "reference"):
             raise ValueError(f"loss_padding must be 'exclude' or 'reference', got {loss_padding!r}")
         if train_window is not None and (train_window <= 0 or train_window % tokenizer.downsample_rate):
