@@ -9,8 +9,15 @@ from soke_lightning.data.layout import FIXED_BETAS, RAW_SLICES
 from soke_lightning.data.store import open_store
 from soke_lightning.data.synthsign import phonology as ph
 from soke_lightning.data.synthsign.generator import LANGS, build_lexicon, dictionary_samples, generate
-from soke_lightning.data.synthsign.grammar import ClauseSampler, realize, sign_sequence, text_concepts
-from soke_lightning.data.synthsign.lexicon import BY_ID, CONCEPTS
+from soke_lightning.data.synthsign.grammar import (
+    ClauseSampler,
+    realize,
+    sign_sequence,
+    surface_forms,
+    text_concepts,
+    unambiguous_forms,
+)
+from soke_lightning.data.synthsign.lexicon import BY_ID, CONCEPTS, SPOKEN_OF
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +143,68 @@ def test_function_words_have_no_sign():
     for spoken in ("en", "de", "zh"):
         tokens = realize(c, spoken)[1]
         assert {cid for _, cid in tokens if cid} == set(sign_sequence(c, "asl"))
+
+
+def _concept_phrases(tokens):
+    """(concept, phrase) of every run of consecutive tokens of one concept (lower case, space-joined)."""
+    out, i = [], 0
+    while i < len(tokens):
+        cid = tokens[i][1]
+        j = i + 1
+        while cid is not None and j < len(tokens) and tokens[j][1] == cid:
+            j += 1
+        if cid is not None:
+            out.append((cid, " ".join(w for w, _ in tokens[i:j]).lower()))
+        i = j
+    return out
+
+
+def test_surface_forms_cover_every_word_the_grammar_writes():
+    sampler = ClauseSampler({c.id: 1.0 for c in CONCEPTS}, np.random.default_rng(3))
+    unknown, seen = {}, set()
+    for _ in range(2000):
+        clause = sampler.sample()
+        for spoken in ("en", "de", "zh"):
+            for cid, phrase in _concept_phrases(realize(clause, spoken)[1]):
+                c = BY_ID[cid]
+                known = {w.lower() for w in (c.word(spoken), *surface_forms(c, spoken))}
+                # a separable verb's particle ("ruft ... an") is not a form; a pronoun may follow itself ("er ihn")
+                particle = c.forms.get("de_3sg", "").split()[1:] if spoken == "de" else []
+                if phrase not in known and not all(w in known or w in particle for w in phrase.split()):
+                    unknown.setdefault(spoken, set()).add((cid, phrase))
+                seen.add((spoken, phrase))
+    assert not unknown, f"words the grammar writes that surface_forms misses: {unknown}"
+    for spoken, phrase in [("en", "cups"), ("en", "police officers"), ("en", "ate"), ("de", "mag"), ("de", "hilft"),
+                           ("de", "schlechte"), ("de", "handys"), ("de", "ruft")]:
+        assert (spoken, phrase) in seen, phrase  # the sample above does exercise inflection
+
+
+def test_surface_forms_per_language_and_ambiguous_forms_dropped():
+    assert surface_forms(BY_ID["cup"], "en") == ("cups",)
+    assert surface_forms(BY_ID["read"], "en") == ("reads",)  # past "read" = the citation form
+    assert surface_forms(BY_ID["call"], "de") == ("rufe", "rufst", "ruft", "rufen", "angerufen")
+    assert surface_forms(BY_ID["bad"], "de") == ("schlechte", "schlechten", "schlechter", "schlechtes")
+    assert surface_forms(BY_ID["where"], "de") == ("wohin",)
+    assert all(surface_forms(c, "zh") == () for c in CONCEPTS)
+    de = unambiguous_forms("de")
+    # "Spiele" = plural of Spiel and 1sg of spielen; "ihr" = dative of sie (she) and sie (they): no sign to pick
+    assert "Spiele" in surface_forms(BY_ID["game"], "de") and "Spiele" not in de["game"]
+    assert "spiele" not in de["play"] and "ihr" not in de["she"] + de["they"]
+    assert de["like"] == ("mag", "mast", "gemocht") and de["phone"] == ("Handys",)
+    owners = {}
+    for cid, forms in de.items():
+        for f in (BY_ID[cid].de, *forms):
+            owners.setdefault(f.lower(), set()).add(cid)
+    assert all(len(owners[f.lower()]) == 1 for forms in de.values() for f in forms)
+
+
+def test_dictionary_split_records_each_signs_forms(stores):
+    d = open_store(stores / "a").split("dictionary")
+    forms = {lang: unambiguous_forms(SPOKEN_OF[lang]) for lang in LANGS}
+    for r in d.records:
+        assert r["meta"]["forms"] == list(forms[r["lang"]][r["meta"]["concept"]])
+    assert any(r["meta"]["forms"] for r in d.records if r["lang"] == "dgs")
+    assert not any(r["meta"]["forms"] for r in d.records if r["lang"] == "csl")
 
 
 def _angle(raw, sl):

@@ -19,7 +19,13 @@ import numpy as np
 from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
 from soke_lightning.data.store import Sample, StoreWriter
 from soke_lightning.data.synthsign import phonology as ph
-from soke_lightning.data.synthsign.grammar import ClauseSampler, realize, sign_sequence, text_concepts
+from soke_lightning.data.synthsign.grammar import (
+    ClauseSampler,
+    realize,
+    sign_sequence,
+    text_concepts,
+    unambiguous_forms,
+)
 from soke_lightning.data.synthsign.lexicon import CONCEPT_INDEX, CONCEPTS, SPOKEN_OF, get_concept
 
 log = logging.getLogger(__name__)
@@ -239,13 +245,19 @@ def make_sentence(lex: LanguageLexicon, sampler: ClauseSampler, signer: Signer, 
 
 
 def dictionary_samples(lex: LanguageLexicon, coverage: float) -> list[Sample]:
-    """Isolated citation signs of the covered concepts (canonical signer, neutral speed, no transitions)."""
+    """Isolated citation signs of the covered concepts (canonical signer, neutral speed, no transitions).
+
+    The text is the citation word (the dictionary key); ``meta["forms"]`` lists the other forms the sentences write
+    for that concept (plurals, conjugations, declensions: :func:`~.grammar.unambiguous_forms`), which ``soke dict
+    build`` turns into aliases of the entry.
+    """
+    forms = unambiguous_forms(lex.spoken)
     out = []
     for cid in sorted(lex.covered(coverage), key=CONCEPT_INDEX.__getitem__):
         concept = get_concept(cid)
         frames = ph.clamp_rotations(lex.citation[cid].copy()).astype(np.float32)
         out.append(Sample(f"{lex.lang}_dict_{cid}", concept.word(lex.spoken), lex.lang, CORPUS, frames, FPS,
-                          {"concept": cid, "gloss": concept.gloss}))
+                          {"concept": cid, "gloss": concept.gloss, "forms": list(forms[cid])}))
     return out
 
 

@@ -9,12 +9,13 @@ sign is a reordering plus deletion, not a word-by-word map.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from soke_lightning.data.synthsign.lexicon import BY_ID, OBJECT_GROUPS, Concept, concepts_of
+from soke_lightning.data.synthsign.lexicon import BY_ID, CONCEPTS, OBJECT_GROUPS, Concept, concepts_of
 
 #: Template name -> probability of being drawn.
 TEMPLATES: dict[str, float] = {
@@ -219,12 +220,16 @@ def _fw(*words: str) -> list[Token]:
 
 # English ------------------------------------------------------------------------------------------------------
 
+#: English object pronouns by concept id (the others keep their subject form).
+_EN_OBJECT = {"i": "me", "he": "him", "she": "her", "we": "us", "they": "them"}
+
+
 def _en_np(np_: NounPhrase, *, subject: bool, bare_plural_wh: bool = False) -> list[Token]:
     h = np_.head
     if h.category == "pronoun":
         if subject:
             return [(h.en, h.id)]
-        return [({"i": "me", "he": "him", "she": "her", "we": "us", "they": "them"}.get(h.id, h.en), h.id)]
+        return [(_EN_OBJECT.get(h.id, h.en), h.id)]
     out: list[Token] = []
     if np_.num is not None:
         out.append((np_.num.en, np_.num.id))
@@ -324,6 +329,11 @@ _DE_AUX = {
     "sein_past": {"1sg": "war", "2sg": "warst", "3sg": "war", "1pl": "waren", "3pl": "waren"},
 }
 _DE_1SG = {"wollen": "will", "mögen": "mag"}
+#: German question words that replace a wh concept's citation form: "wohin" (where, with a motion verb), "wem" (the
+#: object question of a dative verb).
+_DE_WH_TO = "wohin"
+_DE_WH_DATIVE = "wem"
+_PERSONS = ("1sg", "2sg", "3sg", "1pl", "3pl")
 
 
 def _de_present(verb: Concept, person: str) -> list[str]:
@@ -343,6 +353,14 @@ def _de_present(verb: Concept, person: str) -> list[str]:
             (main + "t" if main.endswith("ß") else main[:-1] + "st"), *particle]
 
 
+#: Attributive adjective endings the German noun phrase uses (strong and weak declension).
+_DE_ADJ_ENDINGS = ("e", "en", "er", "es")
+
+
+def _de_adj_stem(adj: Concept) -> str:
+    return adj.de[:-1] if adj.de.endswith("e") else adj.de
+
+
 def _de_np(np_: NounPhrase, case: str, *, article: bool = True) -> list[Token]:
     h = np_.head
     if h.category == "pronoun":
@@ -355,14 +373,13 @@ def _de_np(np_: NounPhrase, case: str, *, article: bool = True) -> list[Token]:
     elif article:
         out += _fw(_DE_ART[case][gender])
     if np_.adj is not None:
-        if strong:
+        if strong:  # every ending used here is one of _DE_ADJ_ENDINGS
             ending = "e" if gender == "pl" else {"m": "er", "f": "e", "n": "es"}[gender]
         elif case == "nom" or (case == "acc" and gender in ("f", "n")):
             ending = "en" if gender == "pl" else "e"
         else:
             ending = "en"
-        stem = np_.adj.de[:-1] if np_.adj.de.endswith("e") else np_.adj.de
-        out.append((stem + ending, np_.adj.id))
+        out.append((_de_adj_stem(np_.adj) + ending, np_.adj.id))
     noun = h.forms["de_plural"] if np_.plural else h.de
     out += [(w, h.id) for w in noun.split()]
     return out
@@ -419,7 +436,7 @@ def realize_de(c: Clause) -> tuple[list[Token], str]:
     if t in ("motion", "wh_where", "wh_when"):
         place = _de_place(c.place, c.verb.forms["prep"]) if c.place else []
         if t == "wh_where":
-            wh = "wo" if c.verb.forms["prep"] == "in" else "wohin"
+            wh = "wo" if c.verb.forms["prep"] == "in" else _DE_WH_TO
             return _de_clause([(wh, c.wh.id)], subj, person, c.verb, c.tense, time, neg=False, question=True), "?"
         if t == "wh_when":
             return _de_clause([(c.wh.de, c.wh.id)], subj, person, c.verb, c.tense, [], neg=False, question=True,
@@ -432,7 +449,7 @@ def realize_de(c: Clause) -> tuple[list[Token], str]:
         return _de_clause([(c.wh.de, c.wh.id)], [], "3sg", c.verb, c.tense, time + _de_np(c.obj, case),
                           neg=False, question=True), "?"
     if t == "wh_object":
-        wh = "wem" if case == "dat" else c.wh.de
+        wh = _DE_WH_DATIVE if case == "dat" else c.wh.de
         return _de_clause([(wh, c.wh.id)], subj, person, c.verb, c.tense, time, neg=False, question=True), "?"
     if t == "how_many":
         obj_np = NounPhrase(c.obj.head, c.obj.adj, BY_ID["two"])  # plural agreement, numeral itself not spoken
@@ -526,3 +543,64 @@ def text_concepts(tokens: list[Token]) -> list[str]:
         if cid is not None and cid not in seen:
             seen.append(cid)
     return seen
+
+
+# ------------------------------------------------------------------------------------------------ surface forms
+
+def surface_forms(concept: Concept, spoken: str) -> tuple[str, ...]:
+    """Every word form the grammar can write for ``concept`` in ``spoken`` other than its citation form.
+
+    English: plurals, object pronouns, verbs' 3rd person singular and past; German: plurals, accusative / dative
+    pronouns, the present forms of every person (of a separable verb only the finite part: "ruft" of "ruft ... an";
+    its particle alone is a preposition), participles, attributive adjective endings, "wohin" / "wem"; Chinese
+    words do not inflect. Phrases (multi-word forms) are space-separated. Forms two concepts share are kept here;
+    :func:`unambiguous_forms` drops them.
+
+    Args:
+        concept: a lexicon concept.
+        spoken: "en", "de" or "zh".
+
+    Returns:
+        Forms in a fixed order, without duplicates or the citation form (compared case-insensitively).
+    """
+    if spoken not in REALIZERS:
+        raise KeyError(f"no SynthSign grammar for spoken language {spoken!r}; valid: {sorted(REALIZERS)}")
+    c, verb = concept, concept.category in ("verb_t", "verb_i", "verb_go")
+    forms: list[str] = []
+    if spoken == "en":
+        if c.category == "pronoun":
+            forms.append(_EN_OBJECT.get(c.id, c.en))
+        elif "en_plural" in c.forms:
+            forms.append(c.forms["en_plural"])
+        elif verb:
+            forms += [c.forms["en_3sg"], c.forms["en_past"]]
+    elif spoken == "de":
+        if c.category == "pronoun":
+            forms += [_DE_PRON[case].get(c.de, c.de) for case in ("acc", "dat")]
+        elif "de_plural" in c.forms:
+            forms.append(c.forms["de_plural"])
+        elif verb:
+            forms += [_de_present(c, person)[0] for person in _PERSONS] + [c.forms["de_participle"]]
+        elif c.category == "adjective":
+            forms += [_de_adj_stem(c) + ending for ending in _DE_ADJ_ENDINGS]
+        elif c.id == "where":
+            forms.append(_DE_WH_TO)
+        elif c.id == "what":
+            forms.append(_DE_WH_DATIVE)
+    citation = c.word(spoken).lower()
+    return tuple(dict.fromkeys(f for f in forms if f.lower() != citation))
+
+
+@functools.lru_cache(maxsize=None)
+def unambiguous_forms(spoken: str) -> dict[str, tuple[str, ...]]:
+    """concept id -> its :func:`surface_forms` that no other concept writes (as a citation or a form).
+
+    A form two concepts share (German "Spiele": plural of Spiel and 1sg of spielen; "ihr": dative of "sie" = she
+    and they) cannot tell which sign is meant, so it is left out, as the dictionary leaves out citation words two
+    concepts share.
+    """
+    owners: dict[str, set[str]] = {}
+    for c in CONCEPTS:
+        for word in (c.word(spoken), *surface_forms(c, spoken)):
+            owners.setdefault(word.lower(), set()).add(c.id)
+    return {c.id: tuple(f for f in surface_forms(c, spoken) if owners[f.lower()] == {c.id}) for c in CONCEPTS}
