@@ -113,7 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, label in (("mean", "mean pose"), ("dict", "dictionary concatenation")):
         won, total = wins(model, rows[name])
         print(f"model better than {label} in {won}/{total} language x part x metric cells")
-    print(", ".join(f"{k.removeprefix('test/')} {v:.2f}" for k, v in sorted(extra.items())))
+    print(", ".join(f"{k.removeprefix('test/')} {v:.2f}" for k, v in sorted(extra.items()) if "/bt_" not in k))
+    bt = {k.removeprefix("test/bt_"): v for k, v in extra.items() if k.startswith("test/bt_")}
+    if bt:
+        print("back-translation of the generated motion (x100; Chinese by character): " + "; ".join(
+            f"{m.upper().replace('_', '-')} " + " ".join(f"{lang} {bt[f'{m}/{lang}']:.1f}" for lang in (*LANGS, "all")
+                                                          if f"{m}/{lang}" in bt)
+            for m in ("bleu4", "rouge_l")))
     if args.json:
         Path(args.json).write_text(json.dumps({**rows, "extra": extra}, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -37,7 +37,14 @@ echo "== stage 2: fit"
 rm -rf "$RUN/checkpoints"
 OMP_NUM_THREADS=$STAGE2_THREADS $SOKE fit --config experiments/stage2/demo.yaml
 echo "== stage 2: test"
+# B-T BLEU next to DTW when a back-translation judge exists (`make train-backtranslation`)
+BT=$SOKE_OUT/backtranslation-demo/checkpoints/best.ckpt
+BT_ARGS=()
+if [ -f "$BT" ]; then
+    BT_ARGS=("--trainer.callbacks+=soke_lightning.callbacks.backtranslation.BackTranslationScorer"
+             "--trainer.callbacks.init_args.model_ckpt=$BT")
+fi
 OMP_NUM_THREADS=$STAGE2_THREADS $SOKE test --config experiments/stage2/demo.yaml --ckpt_path "$RUN/checkpoints/last.ckpt" \
-    --trainer.logger.init_args.version test
+    --trainer.logger.init_args.version test "${BT_ARGS[@]}"
 $PY scripts/stage2_report.py --store "$DATA" --metrics "$RUN/logs/test/metrics.csv" --json "$RUN/report.json" \
     ${STAGE2_BASELINES:+--baselines "$STAGE2_BASELINES"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "BackTranslationScorer": "soke_lightning.callbacks.backtranslation",
     "MotionPrediction": "soke_lightning.callbacks.prediction_writer",
     "PredictionWriter": "soke_lightning.callbacks.prediction_writer",
     "safe_stem": "soke_lightning.callbacks.prediction_writer",

@@ -74,16 +74,17 @@ def adamw_cosine(params: Iterable[torch.nn.Parameter], trainer, *, lr: float, be
 
 
 class EvalLoops:
-    """Routes Lightning's validation/test hooks to ``_eval_step(batch, stage)`` / ``_eval_epoch_end(stage)``."""
+    """Routes Lightning's validation/test hooks to ``_eval_step(batch, stage)`` / ``_eval_epoch_end(stage)``; a step's
+    return value reaches the callbacks' ``on_{validation,test}_batch_end`` as ``outputs``."""
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+    def validation_step(self, batch, batch_idx: int):
+        return self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val")
 
-    def test_step(self, batch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+    def test_step(self, batch, batch_idx: int):
+        return self._eval_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
         self._eval_epoch_end("test")

@@ -531,7 +531,9 @@ class LMStage(EvalLoops, LightningModule):
         metric.update(value.detach().float(), weight)
         self.log(f"{stage}/{name}", metric, batch_size=int(torch.as_tensor(weight).sum()) or 1)
 
-    def _eval_step(self, batch: SignBatch, stage: str) -> None:
+    def _eval_step(self, batch: SignBatch, stage: str) -> dict[str, torch.Tensor]:
+        """Generate, decode and score one batch; returns the generated motion (denormalised ``features``
+        [B, T, 133] and ``lengths`` [B]) for callbacks such as the back-translation scorer."""
         size = len(batch)
         if batch.codes is not None:
             out = self._forward(batch)
@@ -549,6 +551,7 @@ class LMStage(EvalLoops, LightningModule):
         self._log_mean(stage, "steps_per_sample", (result.lengths + result.finished.long()).to(ones), ones)  # passes until </s>
         self._log_mean(stage, "latency_ms_per_sample", torch.tensor(1000.0 * elapsed / size, device=self.device), size)
         self._log_mean(stage, "frames_per_sample", lengths.to(ones), ones)
+        return {"features": feats, "lengths": lengths}
 
     def _eval_epoch_end(self, stage: str) -> None:
         values = self.metrics[stage].compute()
