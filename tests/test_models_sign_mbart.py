@@ -277,3 +277,22 @@ def test_local_pretrained_mbart_directory_loads_through_the_real_path(tmp_path):
     model.check_tokenizer(saved)
     with pytest.raises(ValueError, match="vocab_size"):
         SignMBart(PARTS, SIZES, TAGS, str(directory), text_vocab_size=tok.base_vocab_size + 1)
+
+
+def test_label_smoothing_spreads_over_each_heads_vocabulary(base_tokenizer):
+    model, tok = build(base_tokenizer)
+    src = source(tok)
+    codes = torch.tensor([[[1, 2, 3], [4, 5, 6]], [[5, 0, 1], [-1, -1, -1]]])
+    lengths = torch.tensor([2, 1])
+    torch.manual_seed(0)
+    plain = model.eval()(src.input_ids, src.attention_mask, codes, lengths, ["asl", "csl"])
+    model.label_smoothing = 0.2
+    smooth = model(src.input_ids, src.attention_mask, codes, lengths, ["asl", "csl"])
+    for part in PARTS:
+        scores, labels = smooth.logits[part], smooth.labels[part]
+        keep = labels != -100
+        expected = F.cross_entropy(scores[keep], labels[keep], label_smoothing=0.2)  # over the head's columns only
+        assert torch.allclose(smooth.per_part_loss[part], expected, atol=1e-5)
+        assert not torch.allclose(smooth.per_part_loss[part], plain.per_part_loss[part])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        build(base_tokenizer, label_smoothing=1.0)

@@ -119,6 +119,8 @@ class SignMBart(nn.Module):
             (transformers default) instead of N(0, init_std).
         head_extra_token_ids: more special ids every head may score (faithfulness: ``<unk>``, source codes,
             ``<mask>``).
+        label_smoothing: label smoothing of each head's cross-entropy, spread over that head's vocabulary
+            (SOKE: 0).
     """
 
     def __init__(
@@ -135,8 +137,12 @@ class SignMBart(nn.Module):
         separate_heads: bool = False,
         mean_resizing: bool = True,
         head_extra_token_ids: Sequence[int] = (),
+        label_smoothing: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"SignMBart: label_smoothing must be in [0, 1), got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
         if decoding not in DECODING_SCHEMES:
             raise ValueError(f"SignMBart: decoding must be one of {DECODING_SCHEMES}, got {decoding!r}")
         self.parts = tuple(parts)
@@ -352,7 +358,7 @@ class SignMBart(nn.Module):
             if (local == -1).any():
                 raise RuntimeError(f"SignMBart: a {name} target is outside the {name} head's vocabulary")
             total = F.cross_entropy(scores.flatten(0, -2), local.flatten(), ignore_index=IGNORE_INDEX,
-                                    reduction="sum")
+                                    reduction="sum", label_smoothing=self.label_smoothing)
             count = (local != IGNORE_INDEX).sum()
             counted = local != IGNORE_INDEX
             losses[name] = total / count.clamp(min=1)

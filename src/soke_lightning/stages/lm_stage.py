@@ -152,7 +152,7 @@ class LMStage(EvalLoops, LightningModule):
             directory (e.g. mbart-large-cc25, together with ``text_tokenizer`` pointing at the same directory).
         decoding: "multihead" (SOKE), "flattened" or "parallel" (SOKE_SPEC §4.11 baselines).
         lambda_hand: λ of the fused decoder input (paper 1/3; the released code 0.4).
-        embed_scale_fused, ignore_pad_in_loss, separate_heads, mean_resizing: see :class:`SignMBart`.
+        embed_scale_fused, ignore_pad_in_loss, separate_heads, mean_resizing, label_smoothing: see :class:`SignMBart`.
         max_source_length: encoder tokens per prompt (SOKE: 256); longer prompts are truncated.
         generation: :class:`GenerationConfig` fields for validation/test/predict (``max_codes``, ``do_sample``,
             ``stop_on``, ``use_cache``, ...; SOKE: greedy, 100 codes).
@@ -187,6 +187,7 @@ class LMStage(EvalLoops, LightningModule):
         ignore_pad_in_loss: bool = True,
         separate_heads: bool = False,
         mean_resizing: bool = True,
+        label_smoothing: float = 0.0,
         max_source_length: int = 256,
         generation: dict[str, Any] | None = None,
         lr: float = 2e-4,
@@ -328,7 +329,7 @@ class LMStage(EvalLoops, LightningModule):
                        text_vocab_size=text_tokenizer.base_vocab_size, decoding=hp.decoding,
                        lambda_hand=hp.lambda_hand, embed_scale_fused=hp.embed_scale_fused,
                        ignore_pad_in_loss=hp.ignore_pad_in_loss, separate_heads=hp.separate_heads,
-                       mean_resizing=hp.mean_resizing)
+                       mean_resizing=hp.mean_resizing, label_smoothing=hp.get("label_smoothing", 0.0))
         if text_tokenizer.motion is None:
             text_tokenizer.add_motion_vocabulary(lm.motion)
         lm.check_tokenizer(text_tokenizer)
