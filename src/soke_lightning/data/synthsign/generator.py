@@ -54,7 +54,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(train=24, val=6, test=6, signers=3),
-    "demo": Preset(train=400, val=50, test=50, signers=6),
+    "demo": Preset(train=800, val=50, test=50, signers=6),
 }
 
 
