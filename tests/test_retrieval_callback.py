@@ -1,5 +1,6 @@
 """RetrievalCallback: the prompts a model sees in fit / validate / test / predict, nothing else in the batch changed,
-tokenizer mismatch refused, token budget, coverage logged per language, dictionary built once when missing."""
+tokenizer mismatch refused, token budget, coverage logged per language, dictionary built once when missing, the
+inflection setting (prompts, resume of checkpoints written before it existed)."""
 
 import warnings
 
@@ -9,7 +10,7 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from torch.utils.data import DataLoader
 
-from soke_lightning.callbacks.retrieval import RetrievalCallback
+from soke_lightning.callbacks.retrieval import RetrievalCallback, RetrievalResumeError
 from soke_lightning.data.datamodule import SignItem, collate
 from soke_lightning.retrieval.dictionary import DictionaryMismatchError, SignDictionary
 from soke_lightning.retrieval.matcher import build_prompt
@@ -156,6 +157,45 @@ def test_text_order_and_soke_substring_options(dict_path):
     dictionary = SignDictionary.load(dict_path)
     assert prompt == build_prompt(SENTENCES[0][1], "asl", dictionary, order="text", matcher="soke_substring",
                                   top_k=2, max_codes_per_entry=1)[0]
+
+
+def test_inflection_setting_shapes_prompts_and_resumes(dict_path, tmp_path):
+    plain, suffix = RetrievalCallback(str(dict_path)), RetrievalCallback(str(dict_path), inflection="suffix")
+    for cb in (plain, suffix):
+        trainer(cb).test(Recorder(), dataloaders=loader())
+    assert plain.prompt("Two apples, teachers!", "asl") == "Two apples, teachers!"
+    dictionary = SignDictionary.load(dict_path)
+    assert suffix.prompt("Two apples, teachers!", "asl") == build_prompt("Two apples, teachers!", "asl", dictionary,
+                                                                          inflection="suffix")[0]
+    assert suffix.prompt("Two apples, teachers!", "asl").count("Key word") == 2
+    # recorded only when not the default, so default runs write the checkpoint state they wrote before the option
+    assert suffix.settings()["inflection"] == "suffix" and "inflection" not in plain.settings()
+    with pytest.raises(ValueError, match="needs matcher 'words'"):
+        RetrievalCallback(str(dict_path), matcher="soke_substring", inflection="suffix")
+    # resume: a checkpoint of a run before this option existed (no "inflection" in its settings) means "none"
+    fit = Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+                  enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                  callbacks=[RetrievalCallback(str(dict_path))], default_root_dir=tmp_path)
+    fit.fit(Recorder(), train_dataloaders=loader())
+    ckpt = torch.load(_save(fit, tmp_path / "old.ckpt"), weights_only=False)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("RetrievalCallback")]
+    assert state["settings"] == {"top_k": 3, "max_codes_per_entry": 10, "order": "longest", "matcher": "words",
+                                 "max_prompt_tokens": None}
+
+    def resume(cb):
+        t = Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[cb],
+                    default_root_dir=tmp_path)
+        t.fit(Recorder(), train_dataloaders=loader(), ckpt_path=tmp_path / "old.ckpt")
+
+    resume(RetrievalCallback(str(dict_path)))
+    with pytest.raises(RetrievalResumeError, match="inflection 'none' != 'suffix'"):
+        resume(RetrievalCallback(str(dict_path), inflection="suffix"))
+
+
+def _save(t: Trainer, path):
+    t.save_checkpoint(path)
+    return path
 
 
 def test_missing_dictionary_is_built_once_from_the_datamodule(tmp_path):

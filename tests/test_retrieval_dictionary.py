@@ -15,6 +15,7 @@ from soke_lightning.retrieval.dictionary import (
     DictionaryError,
     DictionaryMismatchError,
     SignDictionary,
+    add_form_aliases,
     import_word2code,
 )
 
@@ -22,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("body", "lhand", "rhand")
 TINY = dict(width=16, code_dim=8, depth=1, codebook_sizes={"body": 8, "lhand": 16, "rhand": 16})
 WORDS = {"asl": ["apple", "take off", "apple"], "csl": ["苹果", "老师", "吃"], "dgs": ["Apfel", "heute Abend", "essen"]}
+#: Surface forms recorded in the dictionary samples' meta, as SynthSign does (csl: none, like an older store).
+FORMS = {("asl", 0): ["apples"], ("asl", 1): ["takes off", "took off"], ("asl", 2): ["apples", "Apple's"],
+         ("dgs", 0): ["Äpfel"], ("dgs", 2): ["isst", "gegessen"]}
 SENTENCES = {"asl": "The apple is red.", "csl": "老师吃了苹果。", "dgs": "Heute Abend ist der Apfel rot."}
 
 
@@ -43,8 +47,51 @@ def test_save_load_round_trip_and_summary(tmp_path):
     np.testing.assert_array_equal(back.exemplars("asl", "take off")[0], [[1, 2, 3], [4, 5, 6]])
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["entries"]["asl"]["take off"][0] == {"body": [1, 4], "lhand": [2, 5], "rhand": [3, 6]}
-    assert back.summary()["asl"] == {"words": 1, "exemplars": 2, "multi_word": 1,
+    assert back.summary()["asl"] == {"words": 1, "exemplars": 2, "aliases": 0, "multi_word": 1,
                                      "code_length": {"min": 1, "median": 1.5, "max": 2}}
+    assert "aliases" not in data  # a dictionary without aliases is written as before aliases existed
+
+
+def test_aliases_round_trip_and_are_validated(tmp_path):
+    d = small()
+    assert d.add_alias("asl", "Take Off", "Takes  OFF") == "takes off"
+    assert d.add_alias("asl", "take off", "took off") == "took off"
+    assert d.add_alias("asl", "take off", "take off") is None and d.add_alias("asl", "take off", "took off")
+    assert d.aliases_of("asl", "TAKE OFF") == ["takes off", "took off"] and d.alias_owner("asl", "Took Off") == \
+        "take off"
+    assert d.summary()["asl"]["aliases"] == 2 and d.summary()["csl"]["aliases"] == 0
+    with pytest.raises(KeyError, match="no dictionary entry 'put on'"):
+        d.add_alias("asl", "put on", "puts on")
+    d.add("asl", "put on", np.zeros((2, 3), np.int64))
+    with pytest.raises(ValueError, match="already an alias of 'take off'"):
+        d.add_alias("asl", "put on", "took off")
+    path = d.save(tmp_path / "dict.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["aliases"] == {"asl": {"take off": ["takes off", "took off"]}}
+    back = SignDictionary.load(path)
+    assert back.aliases == {"asl": {"take off": ["takes off", "took off"]}}
+    # aliases of an entry removed by hand are ignored (they could not retrieve anything); two entries claiming one
+    # form are refused, naming the file
+    data["aliases"]["asl"]["give up"] = ["gave up"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert SignDictionary.load(path).aliases == back.aliases
+    data["aliases"]["asl"]["put on"] = ["took off"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(DictionaryError, match=r"dict.json: aliases: alias 'took off' of 'put on' .* of 'take off'"):
+        SignDictionary.load(path)
+
+
+def test_form_aliases_skip_forms_that_name_two_entries():
+    d = SignDictionary("h", PARTS, {"body": 8, "lhand": 16, "rhand": 16})
+    for w in ("spiel", "spielen", "lehrer", "mögen"):
+        d.add("dgs", w, np.zeros((1, 3), np.int64))
+    d.add("asl", "mag", np.zeros((1, 3), np.int64))
+    forms = [("dgs", "Spiel", ["Spiele"]), ("dgs", "spielen", ["spiele", "spielt"]), ("dgs", "Lehrer", ["Lehrer"]),
+             ("dgs", "mögen", ["mag", "spielen"]), ("dgs", "gehen", ["geht"])]
+    # "spiele": two entries; "spielen": another entry's key; "Lehrer": the key itself; "gehen": no entry.
+    # The English entry "mag" does not stop the German alias "mag".
+    assert add_form_aliases(d, forms) == 2
+    assert d.aliases == {"dgs": {"spielen": ["spielt"], "mögen": ["mag"]}}
 
 
 def test_invalid_entries_are_refused_with_the_reason():
@@ -152,7 +199,9 @@ def word_store(tmp_path_factory):
     with writer.split("dictionary") as out:
         for lang, words in WORDS.items():
             for i, w in enumerate(words):
-                out.add(Sample(f"{lang}_dict_{i}", w, lang, corpus[lang], frames(int(rng.integers(20, 60))), 25.0))
+                meta = {"forms": FORMS[(lang, i)]} if (lang, i) in FORMS else {}
+                out.add(Sample(f"{lang}_dict_{i}", w, lang, corpus[lang], frames(int(rng.integers(20, 60))), 25.0,
+                               meta))
     mean, std, count = compute_stats(s.frames for s in open_store(root).split("train"))
     save_stats(root / STATS_FILE, mean, std, count, "test store")
     return root
@@ -190,6 +239,11 @@ def test_soke_dict_build_encodes_each_sign_with_the_tokenizer(word_store, tokeni
     assert d.codebook_sizes == TINY["codebook_sizes"] and d.parts == PARTS
     assert d.words("asl") == ["apple", "take off"] and len(d.exemplars("asl", "apple")) == 2
     assert d.words("dgs") == ["apfel", "heute abend", "essen"]
+    # the samples' recorded forms are aliases; a store without forms (csl here) gives keys only
+    assert d.aliases == {"asl": {"apple": ["apples", "apple's"], "take off": ["takes off", "took off"]},
+                         "dgs": {"apfel": ["äpfel"], "essen": ["isst", "gegessen"]}}
+    assert cli.run(parser.parse_args([*_argv(args, out.with_name("keys.json")), "--no-aliases"])) == 0
+    assert SignDictionary.load(out.with_name("keys.json")).aliases == {}
     tok = SignTokenizer.from_checkpoint(tokenizer_ckpt)
     dm = build_datamodule(str(ROOT / "datamodules" / "synthsign.yaml"), [f"init_args.stores=[{word_store}]"])
     ds = _datasets(dm, ["dictionary"])["dictionary"]
@@ -213,3 +267,9 @@ def test_soke_dict_build_encodes_each_sign_with_the_tokenizer(word_store, tokeni
                           "entries_per_sentence": 1.0}
     assert cov["csl"]["content_word_coverage"] == 1.0 and cov["csl"]["entries_per_sentence"] == 3.0
     assert cov["dgs"]["content_word_coverage"] == 0.75 and cov["dgs"]["entries_per_sentence"] == 2.0
+
+
+def _argv(args, out) -> list[str]:
+    """The `soke dict build` command line of ``args`` writing to ``out``."""
+    return ["build", "--tokenizer", args.tokenizer, "--data", args.data, "--out", str(out), "--batch-size",
+            str(args.batch_size), *[x for kv in args.set for x in ("--set", kv)]]

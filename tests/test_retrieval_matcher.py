@@ -1,5 +1,6 @@
 """Retrieval matcher: phrases, longest-first, no hits inside words or across languages, Chinese segmentation,
-SOKE's substring matcher, prompt format and budget, coverage on hand-made sentences."""
+SOKE's substring matcher, prompt format and budget, coverage on hand-made sentences, aliases (other surface forms)
+and the inflection-suffix fallback."""
 
 import numpy as np
 import pytest
@@ -7,11 +8,14 @@ import pytest
 from soke_lightning.retrieval.dictionary import SignDictionary
 from soke_lightning.retrieval.matcher import (
     FUNCTION_WORDS,
+    INFLECTION_SUFFIXES,
     SokeSubstringMatcher,
     WordMatcher,
     approximate_token_count,
     build_prompt,
     content_coverage,
+    get_matcher,
+    inflection_stems,
     retrieve,
     select,
     separator_texts,
@@ -175,3 +179,110 @@ def test_synthsign_function_words_are_declared():
 def test_separator_texts_cover_every_language_and_index():
     texts = separator_texts(3)
     assert len(texts) == 9 and " Key word 3, " in texts and " 关键词 1, " in texts and " Schlüsselwort 2, " in texts
+
+
+# ------------------------------------------------------------------------------------- aliases and inflection
+@pytest.fixture(scope="module")
+def inflected() -> SignDictionary:
+    d = SignDictionary("h", PARTS, {"body": 8, "lhand": 8, "rhand": 8})
+    for i, (lang, w) in enumerate([("asl", "cup"), ("asl", "police"), ("asl", "police officer"), ("asl", "eat"),
+                                   ("asl", "car"), ("asl", "see"), ("asl", "have"), ("dgs", "handy"),
+                                   ("dgs", "schlecht"), ("dgs", "helfen"), ("dgs", "mögen"), ("dgs", "ei"),
+                                   ("dgs", "ein"), ("dgs", "tasse"), ("dgs", "haben"), ("csl", "杯子")]):
+        d.add(lang, w, codes(3 + i % 4, i % 8))
+    d.add_alias("asl", "eat", "ate")
+    d.add_alias("asl", "police officer", "police officers")
+    d.add_alias("asl", "have", "has")  # a function word: ignored by the matcher (it would hit "she has eaten")
+    d.add_alias("dgs", "helfen", "hilft")
+    d.add_alias("dgs", "mögen", "mag")
+    d.add_alias("dgs", "haben", "hat")
+    return d
+
+
+def hits(matcher, text, lang):
+    return [(m.word, m.via) for m in matcher.match(text, lang)]
+
+
+def test_aliases_match_like_keys_phrases_longest_first_per_language(inflected):
+    m = WordMatcher(inflected)
+    assert hits(m, "Two police officers ate the cups.", "asl") == [("police officer", "alias"), ("eat", "alias")]
+    text = "Er hilft, sie mag Äpfel, der Mann hat es."
+    found = m.match(text, "dgs")
+    assert [(h.word, h.via) for h in found] == [("helfen", "alias"), ("mögen", "alias")]  # "hat": function word
+    assert [text[h.start:h.end] for h in found] == ["hilft", "mag"]
+    assert hits(m, "she has a cup", "asl") == [("cup", "key")]
+    assert hits(m, "mag hilft ate", "asl") == [("eat", "alias")]  # German aliases never hit English text
+    assert hits(m, "Ate hilft", "dgs") == [("helfen", "alias")]
+    # an alias retrieves its entry's codes, and the prompt names the entry once
+    entries = retrieve("They ate, then they eat.", "asl", inflected, top_k=None)
+    assert [e.word for e in entries] == ["eat"]
+    np.testing.assert_array_equal(entries[0].codes, inflected.exemplars("asl", "eat")[0])
+
+
+def test_a_key_wins_over_another_entrys_alias():
+    d = SignDictionary("h", PARTS, {"body": 8, "lhand": 8, "rhand": 8})
+    d.add("asl", "cup", codes(3))
+    d.add("asl", "cups", codes(4))  # its own entry (say, a plural sign)
+    d.add_alias("asl", "cup", "cups")
+    assert hits(WordMatcher(d), "cups", "asl") == [("cups", "key")]
+    assert hits(WordMatcher(d, inflection="suffix"), "cups", "asl") == [("cups", "key")]
+
+
+def test_suffix_fallback_hits_inflected_words(inflected):
+    plain, suffix = WordMatcher(inflected), WordMatcher(inflected, inflection="suffix")
+    assert hits(plain, "two cups", "asl") == []
+    assert hits(suffix, "two cups", "asl") == [("cup", "suffix")]
+    assert hits(suffix, "Zwei Handys, schlechte Tassen.", "dgs") == [("handy", "suffix"), ("schlecht", "suffix"),
+                                                                     ("tasse", "suffix")]
+    text = "Police officers' cups"
+    assert [text[h.start:h.end] for h in suffix.match(text, "asl")] == ["Police officers", "cups"]
+    # an exact key or alias at a position beats an inflected reading of the same length
+    assert hits(suffix, "police eats, police officers", "asl") == [("police", "key"), ("eat", "suffix"),
+                                                                    ("police officer", "alias")]
+    # ... and the fallback matches whole phrases: "police officers" without the alias
+    d = SignDictionary("h", PARTS, {"body": 8, "lhand": 8, "rhand": 8})
+    d.add("asl", "police", codes(3))
+    d.add("asl", "police officer", codes(3))
+    assert hits(WordMatcher(d, inflection="suffix"), "police officers", "asl") == [("police officer", "suffix")]
+
+
+def test_suffix_fallback_stays_inside_words_languages_and_rules(inflected):
+    m = WordMatcher(inflected, inflection="suffix")
+    # never inside another word: the token must be the word plus a suffix
+    assert hits(m, "cupboard teacups hiccups scupper", "asl") == []
+    # no cross-language hits: German endings on English words and the other way round
+    assert hits(m, "two cups", "dgs") == [] and hits(m, "schlechte Handys", "asl") == []
+    # stem-ending rules and the minimum stem: car+es is not "cares", see+d is, ei+er is too short
+    assert hits(m, "cares cars", "asl") == [("car", "suffix")]
+    assert hits(m, "seed", "asl") == [("see", "suffix")]  # a heuristic: seed is also a word of its own
+    assert hits(m, "Eier", "dgs") == []
+    # function words are never de-inflected ("eine" is an article, not ein + e)
+    assert hits(m, "eine Tasse", "dgs") == [("tasse", "key")]
+    # Chinese is unaffected
+    assert hits(m, "两个杯子们", "csl") == hits(WordMatcher(inflected), "两个杯子们", "csl") == [("杯子", "key")]
+
+
+def test_inflection_option_reaches_prompts_and_coverage(inflected):
+    off, _ = build_prompt("two cups", "asl", inflected, max_codes_per_entry=1)
+    on, entries = build_prompt("two cups", "asl", inflected, max_codes_per_entry=1, inflection="suffix")
+    assert off == "two cups" and on.startswith("two cups Key word 1, <body_") and entries[0].match.via == "suffix"
+    assert content_coverage("two cups", "asl", WordMatcher(inflected)) == (2, 0)
+    assert content_coverage("two cups", "asl", WordMatcher(inflected, inflection="suffix")) == (2, 1)
+    with pytest.raises(ValueError, match="needs the 'words' matcher"):
+        get_matcher("soke_substring", inflected, "suffix")
+    with pytest.raises(ValueError, match="inflection must be one of"):
+        WordMatcher(inflected, inflection="stem")
+    # soke_substring searches keys only, as the reference
+    assert [m.word for m in SokeSubstringMatcher(inflected).match("it ate", "asl")] == []
+
+
+def test_inflection_stems_follow_the_suffix_table():
+    assert inflection_stems("cups", "asl") == ["cup"]
+    assert inflection_stems("boxes", "asl") == ["boxe", "box"]
+    assert inflection_stems("liked", "asl") == ["like", "lik"]
+    assert inflection_stems("schlechten", "dgs") == ["schlechte", "schlecht", "schlech"]  # longest first
+    assert inflection_stems("neun", "dgs") == []  # "n" only after e / el / er; "neu" + "n" is not an inflection
+    assert inflection_stems("dem", "dgs") == [] and inflection_stems("杯子们", "csl") == []
+    for language, suffixes in INFLECTION_SUFFIXES.items():
+        assert language in FUNCTION_WORDS and all(s and all(isinstance(a, str) for a in after)
+                                                  for s, after in suffixes)

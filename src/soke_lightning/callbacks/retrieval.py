@@ -57,6 +57,7 @@ from soke_lightning.data.batch import SignBatch
 from soke_lightning.data.languages import LANGUAGES
 from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, build_dictionary
 from soke_lightning.retrieval.matcher import (
+    INFLECTIONS,
     WordMatcher,
     content_coverage,
     fit_to_budget,
@@ -70,7 +71,10 @@ log = logging.getLogger(__name__)
 _STATS = ("sentences", "hit", "content_words", "covered", "entries", "truncated")
 _STAGE_PREFIX = {"train": "train", "validation": "val", "test": "test", "predict": "predict"}
 #: Settings that shape the prompts: a resumed fit must use the same values.
-PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens")
+PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens", "inflection")
+#: Settings added after checkpoints were first written, with the value those checkpoints implicitly used; they are
+#: recorded only when they differ from it, so a run with the defaults writes the checkpoint state it wrote before.
+_SETTING_DEFAULTS = {"inflection": "none"}
 
 
 class RetrievalResumeError(DictionaryError):
@@ -81,10 +85,11 @@ def dictionary_digest(dictionary: SignDictionary) -> str:
     """sha256 of what a dictionary means to the model: tokenizer hash, parts, codebook sizes and every entry.
 
     The free-form ``info`` (build paths) is left out, so a copied, moved or rebuilt dictionary with the same
-    entries has the same digest.
+    entries has the same digest. Aliases change what is retrieved and count when there are any (a dictionary
+    without aliases has the digest it had before aliases existed).
     """
     data = dictionary.to_json()
-    canonical = {k: data[k] for k in ("tokenizer_hash", "parts", "codebook_sizes", "entries")}
+    canonical = {k: data[k] for k in ("tokenizer_hash", "parts", "codebook_sizes", "entries", "aliases") if k in data}
     text = json.dumps(canonical, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -97,7 +102,8 @@ class RetrievalCallback(Callback):
         top_k: entries per sentence (SOKE: 3); None = every hit.
         max_codes_per_entry: code steps per entry, linspace-subsampled (SOKE: 10); None = all.
         order: "longest" (SOKE: longest keys first) or "text" (first hits in text order).
-        matcher: "words" (per-language word / phrase / Chinese segmentation matcher) or "soke_substring" (parity).
+        matcher: "words" (per-language word / phrase / Chinese segmentation matcher, with the dictionary's aliases)
+            or "soke_substring" (parity).
         max_prompt_tokens: token budget of the whole encoder input (incl. ``</s>`` and the language code);
             None = the module's ``hparams.max_source_length`` (LMStage: 256), or no limit if it has none.
         log_coverage: accumulate and log coverage (see the module docstring).
@@ -105,16 +111,24 @@ class RetrievalCallback(Callback):
         tokenizer: stage-1 checkpoint; used to build a missing dictionary and, when the module exposes no
             tokenizer hash, as the expected tokenizer.
         build_split: DataModule split of isolated signs a missing dictionary is built from.
+        inflection: the ``words`` matcher's inflection fallback for English / German: "none" (SOKE parity) or
+            "suffix" (a word plus an inflection suffix also matches: "cups" -> cup; see
+            :mod:`soke_lightning.retrieval.matcher`). Also applies to the coverage numbers.
     """
 
     def __init__(self, dictionary: str, top_k: int | None = 3, max_codes_per_entry: int | None = 10,
                  order: Literal["longest", "text"] = "longest",
                  matcher: Literal["words", "soke_substring"] = "words", max_prompt_tokens: int | None = None,
                  log_coverage: bool = True, enabled: bool = True, tokenizer: str | None = None,
-                 build_split: str = "dictionary"):
+                 build_split: str = "dictionary", inflection: Literal["none", "suffix"] = "none"):
         super().__init__()
         if order not in ("longest", "text"):
             raise ValueError(f"RetrievalCallback: order must be 'longest' or 'text', got {order!r}")
+        if inflection not in INFLECTIONS:
+            raise ValueError(f"RetrievalCallback: inflection must be one of {INFLECTIONS}, got {inflection!r}")
+        if inflection != "none" and matcher != WordMatcher.name:
+            raise ValueError(f"RetrievalCallback: inflection={inflection!r} needs matcher 'words' (got {matcher!r}, "
+                             f"which matches raw substrings)")
         if max_prompt_tokens is not None and max_prompt_tokens < 3:
             raise ValueError(f"RetrievalCallback: max_prompt_tokens must be >= 3 or None, got {max_prompt_tokens}")
         self.dictionary_path = Path(dictionary)
@@ -127,6 +141,7 @@ class RetrievalCallback(Callback):
         self.enabled = enabled
         self.tokenizer = tokenizer
         self.build_split = build_split
+        self.inflection = inflection
         self.dictionary: SignDictionary | None = None
         #: stage -> language -> {sentence_hit_rate, content_word_coverage, entries_per_sentence, truncated_share,
         #: sentences} of the last finished epoch (summed over ranks).
@@ -160,12 +175,13 @@ class RetrievalCallback(Callback):
                            f"tokenizer_hash / tokenizer and no `tokenizer` checkpoint was given, so the dictionary "
                            f"{self.dictionary_path} (tokenizer hash {self.dictionary.tokenizer_hash[:16]}) cannot be "
                            f"checked against the model")
-        self._matcher = get_matcher(self.matcher_name, self.dictionary)
-        self._word_matcher = WordMatcher(self.dictionary)
+        self._matcher = get_matcher(self.matcher_name, self.dictionary, self.inflection)
+        self._word_matcher = WordMatcher(self.dictionary, inflection=self.inflection)
+        aliases = {k: n for k, s in self.dictionary.summary().items() if (n := s["aliases"])}
         rank_zero_info(f"RetrievalCallback: {len(self.dictionary)} dictionary entries "
-                       f"{ {k: len(v) for k, v in self.dictionary.entries.items()} } from {self.dictionary_path}, "
-                       f"matcher {self.matcher_name}, top-{self.top_k}, <= {self.max_codes_per_entry} codes, "
-                       f"order {self.order}")
+                       f"{ {k: len(v) for k, v in self.dictionary.entries.items()} } (aliases {aliases}) from "
+                       f"{self.dictionary_path}, matcher {self.matcher_name}, inflection {self.inflection}, "
+                       f"top-{self.top_k}, <= {self.max_codes_per_entry} codes, order {self.order}")
 
     def _bind_text_tokenizer(self, pl_module: LightningModule) -> None:
         """At the first batch (the LM stage builds or restores its text tokenizer after the callbacks' setup):
@@ -228,9 +244,12 @@ class RetrievalCallback(Callback):
 
     # ------------------------------------------------------------------------------------------- checkpoints
     def settings(self) -> dict:
-        """The prompt-shaping settings (:data:`PROMPT_SETTINGS`) as a plain dict."""
-        return {"top_k": self.top_k, "max_codes_per_entry": self.max_codes_per_entry, "order": self.order,
-                "matcher": self.matcher_name, "max_prompt_tokens": self.max_prompt_tokens}
+        """The prompt-shaping settings (:data:`PROMPT_SETTINGS`) as a plain dict; a later-added setting
+        (``inflection``) only when it is not its default (see ``_SETTING_DEFAULTS``)."""
+        values = {"top_k": self.top_k, "max_codes_per_entry": self.max_codes_per_entry, "order": self.order,
+                  "matcher": self.matcher_name, "max_prompt_tokens": self.max_prompt_tokens,
+                  "inflection": self.inflection}
+        return {k: v for k, v in values.items() if k not in _SETTING_DEFAULTS or v != _SETTING_DEFAULTS[k]}
 
     def state_dict(self) -> dict:
         """What resumes: on/off, the dictionary (resolved path, content digest, tokenizer hash) and the settings."""
@@ -260,8 +279,9 @@ class RetrievalCallback(Callback):
                                 f"({len(self.dictionary)} entries) but the checkpoint was trained with "
                                 f"{state_dict['dictionary']} of digest {state_dict['digest'][:16]} "
                                 f"({state_dict.get('entries')} entries)")
-            saved = state_dict.get("settings", {})
-            changed = {k: (saved.get(k), v) for k, v in self.settings().items() if saved.get(k) != v}
+            saved = {**_SETTING_DEFAULTS, **state_dict.get("settings", {})}
+            now = {**_SETTING_DEFAULTS, **self.settings()}
+            changed = {k: (saved.get(k), v) for k, v in now.items() if saved.get(k) != v}
             if changed:
                 problems.append("prompt settings (checkpoint, now): " +
                                 ", ".join(f"{k} {a!r} != {b!r}" for k, (a, b) in changed.items()))

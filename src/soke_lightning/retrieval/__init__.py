@@ -9,12 +9,15 @@ from soke_lightning.retrieval.dictionary import (
     DictionaryError,
     DictionaryMismatchError,
     SignDictionary,
+    add_form_aliases,
     build_dictionary,
     import_word2code,
     normalize_word,
 )
 from soke_lightning.retrieval.matcher import (
     FUNCTION_WORDS,
+    INFLECTION_SUFFIXES,
+    INFLECTIONS,
     MATCHERS,
     Match,
     RetrievedEntry,
@@ -23,13 +26,15 @@ from soke_lightning.retrieval.matcher import (
     build_prompt,
     content_coverage,
     get_matcher,
+    inflection_stems,
     retrieve,
     separator_texts,
     tokenize,
 )
 
 __all__ = [
-    "FUNCTION_WORDS", "MATCHERS", "OFFICIAL_IMPORT_HASH", "DictionaryError", "DictionaryMismatchError", "Match",
-    "RetrievedEntry", "SignDictionary", "SokeSubstringMatcher", "WordMatcher", "build_dictionary", "build_prompt",
-    "content_coverage", "get_matcher", "import_word2code", "normalize_word", "retrieve", "separator_texts", "tokenize",
+    "FUNCTION_WORDS", "INFLECTIONS", "INFLECTION_SUFFIXES", "MATCHERS", "OFFICIAL_IMPORT_HASH", "DictionaryError",
+    "DictionaryMismatchError", "Match", "RetrievedEntry", "SignDictionary", "SokeSubstringMatcher", "WordMatcher",
+    "add_form_aliases", "build_dictionary", "build_prompt", "content_coverage", "get_matcher", "import_word2code",
+    "inflection_stems", "normalize_word", "retrieve", "separator_texts", "tokenize",
 ]

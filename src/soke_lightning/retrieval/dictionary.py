@@ -8,13 +8,19 @@ and :meth:`SignDictionary.check_tokenizer` refuses any other. File format (one J
      "tokenizer_hash": "<sha256>" | "official-import",
      "parts": ["body", "lhand", "rhand"], "codebook_sizes": {"body": 96, "lhand": 192, "rhand": 192},
      "info": {...how it was made...},
-     "entries": {"asl": {"take off": [{"body": [...], "lhand": [...], "rhand": [...]}, ...], ...}, "csl": {...}}}
+     "entries": {"asl": {"take off": [{"body": [...], "lhand": [...], "rhand": [...]}, ...], ...}, "csl": {...}},
+     "aliases": {"asl": {"cup": ["cups"], "eat": ["eats", "ate"]}, "dgs": {...}}}   # optional
 
 Words are stored normalised (:func:`normalize_word`: NFKC, lower case, single spaces); several exemplars of a word
-are kept in the order they were added, and retrieval uses the first. Three ways to make one:
+are kept in the order they were added, and retrieval uses the first. An entry may carry *aliases*: other surface
+forms of its word (plurals, conjugations, declensions; phrases too) that the ``words`` matcher treats like the key
+itself; a hit through an alias retrieves the entry. An alias names one entry of its language; a key always wins
+over an alias of another entry. Files without ``aliases`` (older dictionaries, official imports) have none. Three
+ways to make one:
 
 * :func:`build_dictionary` (``soke dict build``): encode an isolated-sign store split (SynthSign's
-  ``dictionary`` split, or any split whose samples are single words/phrases) with the frozen tokenizer;
+  ``dictionary`` split, or any split whose samples are single words/phrases) with the frozen tokenizer; a
+  sample's ``meta["forms"]`` (SynthSign writes them) become the entry's aliases;
 * :func:`import_word2code` (``soke dict import``): read the official ``word2code.json``; its hash is
   :data:`OFFICIAL_IMPORT_HASH` unless a tokenizer is given to bind it;
 * by hand with :meth:`SignDictionary.add` (tests, custom sources).
@@ -84,6 +90,8 @@ class SignDictionary:
         entries: language key -> normalised word -> exemplars, each an int64 array [L, P].
         info: free-form provenance (source files, tokenizer path, counts).
         path: the file it was loaded from / saved to, if any.
+        aliases: language key -> normalised word -> its normalised aliases (other surface forms), in the order
+            they were added (see :meth:`add_alias`).
     """
 
     tokenizer_hash: str
@@ -92,6 +100,7 @@ class SignDictionary:
     entries: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)
     info: dict = field(default_factory=dict)
     path: Path | None = None
+    aliases: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.parts = tuple(self.parts)
@@ -141,6 +150,50 @@ class SignDictionary:
         self.entries.setdefault(lang, {}).setdefault(key, []).append(arr)
         return key
 
+    def add_alias(self, lang: str, word: str, alias: str) -> str | None:
+        """Make ``alias`` (another surface form: "cups", "hilft", "police officers") retrieve the entry ``word``.
+
+        Args:
+            lang: the entry's language.
+            word: an existing entry of ``lang``.
+            alias: the form; normalised like a key.
+
+        Returns:
+            The normalised alias, or None when it equals ``word`` itself (nothing to add).
+
+        Raises:
+            KeyError: ``word`` has no entry in ``lang``.
+            ValueError: ``alias`` is empty or already an alias of another entry (a form must name one sign).
+        """
+        key = normalize_word(word)
+        if key not in self.entries.get(lang, {}):
+            raise KeyError(f"alias {alias!r}: no dictionary entry {word!r} in language {lang!r}; add the entry first")
+        form = normalize_word(alias)
+        if not form:
+            raise ValueError(f"dictionary entry {word!r} ({lang}): empty alias {alias!r}")
+        if form == key:
+            return None
+        owner = self.alias_owner(lang, form)
+        if owner is not None and owner != key:
+            raise ValueError(f"alias {form!r} of {key!r} ({lang}) is already an alias of {owner!r}: a surface form "
+                             f"must retrieve one sign; drop it from one of the two entries")
+        forms = self.aliases.setdefault(lang, {}).setdefault(key, [])
+        if form not in forms:
+            forms.append(form)
+        return form
+
+    def aliases_of(self, lang: str, word: str) -> list[str]:
+        """The aliases of entry ``word`` in ``lang`` (empty when it has none)."""
+        return list(self.aliases.get(lang, {}).get(normalize_word(word), []))
+
+    def alias_owner(self, lang: str, alias: str) -> str | None:
+        """The entry whose alias ``alias`` is in ``lang``, or None."""
+        form = normalize_word(alias)
+        for key, forms in self.aliases.get(lang, {}).items():
+            if form in forms:
+                return key
+        return None
+
     @property
     def languages(self) -> tuple[str, ...]:
         """Languages with at least one entry, in insertion order."""
@@ -161,12 +214,13 @@ class SignDictionary:
         return sum(len(words) for words in self.entries.values())
 
     def summary(self) -> dict:
-        """Per language: words, exemplars, multi-word entries and code lengths (min / median / max)."""
+        """Per language: words, exemplars, aliases, multi-word entries and code lengths (min / median / max)."""
         out = {}
         for lang in self.languages:
             words = self.entries[lang]
             lengths = np.array([len(e) for ex in words.values() for e in ex])
             out[lang] = {"words": len(words), "exemplars": int(lengths.size),
+                         "aliases": sum(map(len, self.aliases.get(lang, {}).values())),
                          "multi_word": sum(" " in w for w in words),
                          "code_length": {"min": int(lengths.min()), "median": float(np.median(lengths)),
                                          "max": int(lengths.max())}}
@@ -200,13 +254,20 @@ class SignDictionary:
 
     # ------------------------------------------------------------------------------------------------- files
     def to_json(self) -> dict:
-        return {
+        """The file content; ``aliases`` only when there are any (files without them stay as before)."""
+        out = {
             "format": DICT_FORMAT, "version": DICT_VERSION, "tokenizer_hash": self.tokenizer_hash,
             "parts": list(self.parts), "codebook_sizes": dict(self.codebook_sizes), "info": self.info,
             "entries": {lang: {w: [{p: ex[:, i].tolist() for i, p in enumerate(self.parts)} for ex in exemplars]
                                for w, exemplars in words.items()}
                         for lang, words in self.entries.items()},
         }
+        aliases = {lang: {w: list(forms) for w, forms in words.items() if forms}
+                   for lang, words in self.aliases.items()}
+        aliases = {lang: words for lang, words in aliases.items() if words}
+        if aliases:
+            out["aliases"] = aliases
+        return out
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the dictionary to ``path`` (JSON) atomically."""
@@ -249,6 +310,20 @@ class SignDictionary:
             for word, exemplars in words.items():
                 for ex in exemplars:
                     out.add(lang, word, ex)
+        orphans = []
+        for lang, words in (data.get("aliases") or {}).items():
+            for word, forms in words.items():
+                if normalize_word(word) not in out.entries.get(lang, {}):
+                    orphans.append(f"{lang}:{word}")  # an entry removed by hand; its aliases cannot retrieve it
+                    continue
+                for form in forms:
+                    try:
+                        out.add_alias(lang, word, form)
+                    except ValueError as err:
+                        raise DictionaryError(f"{path}: aliases: {err}") from None
+        if orphans:
+            log.warning("%s: aliases of %d words without an entry are ignored: %s", path, len(orphans),
+                        ", ".join(orphans[:20]))
         if expected_hash is not None:
             out.check_tokenizer(expected_hash)
         return out
@@ -308,8 +383,11 @@ def import_word2code(path: str | os.PathLike, *, lang: str | None = None, latin_
 
 # ------------------------------------------------------------------------------------------------------ build
 def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: int = 32, device=None,
-                     renormalize=None, info: dict | None = None) -> SignDictionary:
+                     renormalize=None, info: dict | None = None, aliases: bool = True) -> SignDictionary:
     """Encode isolated signs with the frozen tokenizer: one exemplar per sample, keyed by the sample's text.
+
+    With ``aliases``, each sample's ``meta["forms"]`` (other surface forms of its word; SynthSign records them,
+    other stores may not: no forms = the key only) become aliases of its entry (:func:`add_form_aliases`).
 
     Args:
         tokenizer: a :class:`~soke_lightning.models.tokenizer.SignTokenizer` (eval mode).
@@ -319,6 +397,7 @@ def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: in
         device: torch device of the tokenizer.
         renormalize: optional map from the datasets' normalisation to the tokenizer's.
         info: provenance recorded in the file.
+        aliases: add the samples' recorded forms as aliases (False: keys only, as SOKE's dictionary).
 
     Returns:
         The dictionary; the codes of each sample are exactly ``tokenizer.encode`` of that sample alone.
@@ -329,14 +408,55 @@ def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: in
 
     device = device or torch.device("cpu")
     out = SignDictionary(tokenizer_hash, tuple(tokenizer.parts), dict(tokenizer.codebook_sizes), info=dict(info or {}))
+    forms: list[tuple[str, str, list[str]]] = []
     for dataset in datasets:
         texts = {}
         for i in range(len(dataset)):
             r = dataset.record(i)
             texts[f"{r['corpus']}/{r['name']}"] = r["text"]
+            forms.append((r["lang"], r["text"], list((r.get("meta") or {}).get("forms") or [])))
         records, codes = encode_dataset(tokenizer, dataset, batch_size, device, renormalize, desc="dictionary")
         order = {key: i for i, key in enumerate(texts)}
         # encode_dataset groups samples by length; restore dataset order so exemplar order is deterministic.
         for i in sorted(range(len(records)), key=lambda j: order[records[j]["key"]]):
             out.add(records[i]["lang"], texts[records[i]["key"]], codes[i])
+    if aliases:
+        add_form_aliases(out, forms)
     return out
+
+
+def add_form_aliases(dictionary: SignDictionary, forms: Sequence[tuple[str, str, Sequence[str]]]) -> int:
+    """Add ``(lang, word, forms)`` as aliases of the entries, skipping forms that cannot name one sign.
+
+    A form equal to another entry's key (that key wins anyway) or listed for two different entries of a language
+    is skipped and logged; the rest are added with :meth:`SignDictionary.add_alias`. Entries that are missing
+    from the dictionary (e.g. a sample the processing dropped) are skipped.
+
+    Returns:
+        The number of aliases added.
+    """
+    owners: dict[tuple[str, str], set[str]] = {}
+    for lang, word, words in forms:
+        for form in words:
+            owners.setdefault((lang, normalize_word(form)), set()).add(normalize_word(word))
+    def count() -> int:
+        return sum(len(f) for words in dictionary.aliases.values() for f in words.values())
+
+    before, skipped = count(), []
+    for lang, word, words in forms:
+        key = normalize_word(word)
+        if key not in dictionary.entries.get(lang, {}):
+            continue
+        for form in words:
+            norm = normalize_word(form)
+            if norm == key:
+                continue
+            if len(owners[(lang, norm)]) > 1 or norm in dictionary.entries[lang] \
+                    or dictionary.alias_owner(lang, norm) not in (None, key):
+                skipped.append(f"{lang}:{norm}")
+                continue
+            dictionary.add_alias(lang, key, norm)
+    if skipped:
+        log.warning("%d surface forms name several dictionary entries (or are another entry's key) and are not "
+                    "aliases: %s", len(skipped), ", ".join(sorted(set(skipped))[:20]))
+    return count() - before

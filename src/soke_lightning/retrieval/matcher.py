@@ -10,9 +10,25 @@ served. Two matchers:
   matches inside another word. Chinese (a character-segmented language, :data:`CHARACTER_SEGMENTED`): the same
   greedy longest match over characters, i.e. dictionary-driven forward maximum-matching segmentation; runs of
   Latin letters / digits are single tokens.
+
+  *Aliases*: an entry's aliases (:meth:`SignDictionary.add_alias`: "cups", "hilft", "police officers"; SynthSign
+  dictionaries carry every form its sentences use) are matched exactly like keys (phrases too, longest first, only
+  the input language's) and retrieve their entry; a key wins over another entry's alias, and a one-word alias that
+  is a function word (:data:`FUNCTION_WORDS`: "hat", "has") is ignored, as it would hit auxiliaries.
+
+  *Inflection fallback* (``inflection="suffix"``; default ``"none"``, SOKE parity), for real English / German text
+  whose dictionary has no aliases: a token also matches an entry word (key or alias) when it is that word plus
+  one suffix of :data:`INFLECTION_SUFFIXES` (English "s", "es", "ed", "d", "ing", "'s"; German "e", "en", "er",
+  "es", "em", "n", "s", "t", "st", "te", ...; some only after certain stem endings) and the remaining stem has at
+  least :data:`MIN_STEM` letters: "cups" -> cup, "Handys" -> handy, "schlechte" -> schlecht, "police officers" ->
+  police officer. Exact matches come first: at each position the longest phrase wins, and at equal length an
+  exact (key / alias) match beats an inflected one; among inflected readings the longest stem wins. Tokens that
+  are function words are never de-inflected. It is a heuristic: irregular forms ("ate", "hilft", "Äpfel") need
+  aliases, and a word that happens to be another word plus a suffix ("Reisen" -> reis) is a false hit. Chinese has
+  no suffixes and is unaffected.
 * ``soke_substring`` (parity with the reference): every key of EVERY language, in dictionary order, that occurs
   as a raw substring of the lower-cased sentence, stable-sorted by key length (§5.2): "two" inside "mittwoch"
-  included.
+  included. Keys only: no aliases, no inflection fallback (substrings already hit inflected words).
 
 Selection (:func:`select`): hits are de-duplicated by word, then ``order="longest"`` keeps the ``top_k`` longest
 keys (in characters) longest first, ties in text order (SOKE's order; the reference breaks ties by dictionary
@@ -29,12 +45,13 @@ the prompt fits a token budget. :func:`build_prompt` does all of it and is what 
 Coverage (:func:`content_coverage`): a *content word* is a token (Chinese: a segment of the dictionary-driven
 segmentation, where function words also count as segments and an unmatched character is a segment of its own)
 that is alphabetic and not in :data:`FUNCTION_WORDS`; it is *covered* when it lies inside a ``words``-matcher hit
-(any hit, not only the top k). Chinese words missing from the dictionary count once per character, so Chinese
-coverage is a lower bound.
+(any hit, not only the top k; aliases and the matcher's inflection setting included). Chinese words missing from
+the dictionary count once per character, so Chinese coverage is a lower bound.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -68,6 +85,20 @@ FUNCTION_WORDS: dict[str, frozenset[str]] = {
         "个 只 头 匹 本 条 张 块 把 辆 碗 杯 份 双 封 幅 部 根 朵 场 家 所 片 位 件 次 种".split()),
 }
 
+#: Inflection suffixes per spoken language for ``inflection="suffix"``: (suffix, stem endings it requires; empty:
+#: any stem). English "es" only after a sibilant or "o" (boxes, not car+es = "cares"), "d" only after "e" (liked);
+#: German "n" only after "e", "el", "er" (Tassen, not neu+n = "neun").
+INFLECTION_SUFFIXES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    "en": (("s", ()), ("es", ("s", "x", "z", "ch", "sh", "o")), ("ed", ()), ("d", ("e",)), ("ing", ()),
+           ("'s", ())),
+    "de": (("e", ()), ("en", ()), ("er", ()), ("es", ()), ("em", ()), ("ern", ()), ("n", ("e", "el", "er")),
+           ("s", ()), ("t", ()), ("st", ()), ("et", ()), ("est", ()), ("te", ()), ("ten", ())),
+}
+#: Shortest stem (in characters) the inflection fallback accepts.
+MIN_STEM = 3
+#: Values of the ``inflection`` option.
+INFLECTIONS = ("none", "suffix")
+
 _LATIN_WORD = r"[^\W_]+(?:[-'+][^\W_]+)*"
 _CJK_CLASS = r"\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(_LATIN_WORD)
@@ -75,6 +106,7 @@ _CHAR_RE = re.compile(rf"[{_CJK_CLASS}]|[^\W_{_CJK_CLASS}]+(?:[-'+][^\W_{_CJK_CL
 _MOTION_TOKEN = re.compile(r"<[A-Za-z]+_\d+>")
 
 Order = Literal["longest", "text"]
+Inflection = Literal["none", "suffix"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +127,8 @@ class Match:
         lang: the language whose dictionary section holds it (another one only with ``soke_substring``).
         start / end: character span in the NFKC-normalised text.
         tokens: ``(first, count)`` token span for the ``words`` matcher, None for ``soke_substring``.
+        via: how the text matched the entry: "key", "alias" (another surface form of the entry) or "suffix" (the
+            inflection fallback).
     """
 
     word: str
@@ -102,6 +136,7 @@ class Match:
     start: int
     end: int
     tokens: tuple[int, int] | None = None
+    via: Literal["key", "alias", "suffix"] = "key"
 
 
 @dataclass(frozen=True)
@@ -139,6 +174,23 @@ def tokenize(text: str, lang: str) -> list[Token]:
     return [Token(m.group().lower(), m.start(), m.end()) for m in pattern.finditer(text)]
 
 
+def inflection_stems(token: str, lang: str) -> list[str]:
+    """The stems ``token`` may be an inflection of (longest first; empty for function words and Chinese).
+
+    A stem is ``token`` minus one suffix of :data:`INFLECTION_SUFFIXES` whose stem-ending condition holds, with at
+    least :data:`MIN_STEM` characters.
+    """
+    language = spoken(lang)
+    if token in FUNCTION_WORDS.get(language, ()):
+        return []
+    stems = []
+    for suffix, after in INFLECTION_SUFFIXES.get(language, ()):
+        stem = token[:-len(suffix)]
+        if token.endswith(suffix) and len(stem) >= MIN_STEM and (not after or stem.endswith(after)):
+            stems.append(stem)
+    return sorted(set(stems), key=lambda w: (-len(w), w))
+
+
 def is_content_word(word: str, lang: str) -> bool:
     """Alphabetic and not a function word of ``lang``'s spoken language (see :data:`FUNCTION_WORDS`)."""
     return re.sub(r"[-'+ ]", "", word).isalpha() and word not in FUNCTION_WORDS.get(spoken(lang), frozenset())
@@ -146,39 +198,60 @@ def is_content_word(word: str, lang: str) -> bool:
 
 # --------------------------------------------------------------------------------------------------- matchers
 class WordMatcher:
-    """Greedy longest match of dictionary phrases over word tokens (characters for Chinese), per language.
+    """Greedy longest match of dictionary phrases and their aliases over word tokens (characters for Chinese),
+    per language, with an optional inflection fallback (see the module docstring).
 
     Args:
         dictionary: the sign dictionary.
+        inflection: "none" (exact keys and aliases only) or "suffix" (also word + an inflection suffix).
     """
 
     name = "words"
 
-    def __init__(self, dictionary: SignDictionary):
+    def __init__(self, dictionary: SignDictionary, inflection: Inflection = "none"):
+        if inflection not in INFLECTIONS:
+            raise ValueError(f"inflection must be one of {INFLECTIONS}, got {inflection!r}")
         self.dictionary = dictionary
-        self._index: dict[tuple[str, bool], tuple[dict[tuple[str, ...], str], int]] = {}
+        self.inflection = inflection
+        self._index: dict[tuple[str, bool], tuple[dict[tuple[str, ...], tuple[str, str]], int]] = {}
 
     def _lookup(self, lang: str, with_function_words: bool = False):
+        """(token tuple -> (entry word, "key" | "alias"), longest entry in tokens) of ``lang``."""
         key = (lang, with_function_words)
         if key not in self._index:
-            table: dict[tuple[str, ...], str] = {}
+            function_words = FUNCTION_WORDS.get(spoken(lang), frozenset())
+            table: dict[tuple[str, ...], tuple[str, str]] = {}
             for word in self.dictionary.words(lang):
-                table.setdefault(tuple(t.text for t in tokenize(word, lang)), word)
+                table.setdefault(tuple(t.text for t in tokenize(word, lang)), (word, "key"))
+            for word, forms in self.dictionary.aliases.get(lang, {}).items():
+                for form in forms:
+                    form_tokens = tuple(t.text for t in tokenize(form, lang))
+                    if not (len(form_tokens) == 1 and form_tokens[0] in function_words):
+                        table.setdefault(form_tokens, (word, "alias"))
             if with_function_words:
-                for word in FUNCTION_WORDS.get(spoken(lang), ()):
-                    table.setdefault(tuple(t.text for t in tokenize(word, lang)), word)
+                for word in function_words:
+                    table.setdefault(tuple(t.text for t in tokenize(word, lang)), (word, "key"))
             table.pop((), None)
             self._index[key] = (table, max(map(len, table), default=0))
         return self._index[key]
 
-    def _scan(self, tokens: list[Token], table, longest: int) -> list[tuple[int, int, str]]:
+    def _scan(self, tokens: list[Token], table, longest: int, lang: str | None = None
+              ) -> list[tuple[int, int, str, str]]:
+        """Greedy longest match: (first token, token count, entry word, via); ``lang`` turns on the fallback."""
         out, i = [], 0
         keys = [t.text for t in tokens]
+        stems = [inflection_stems(k, lang) for k in keys] if lang is not None else None
         while i < len(tokens):
             for n in range(min(longest, len(tokens) - i), 0, -1):
-                word = table.get(tuple(keys[i:i + n]))
-                if word is not None:
-                    out.append((i, n, word))
+                hit = table.get(tuple(keys[i:i + n]))
+                if hit is None and stems is not None and any(stems[i:i + n]):
+                    readings = itertools.product(*([keys[j], *stems[j]] for j in range(i, i + n)))
+                    for reading in itertools.islice(readings, 1, None):  # the first reading is the exact one
+                        if reading in table:
+                            hit = (table[reading][0], "suffix")
+                            break
+                if hit is not None:
+                    out.append((i, n, *hit))
                     i += n
                     break
             else:
@@ -189,8 +262,9 @@ class WordMatcher:
         """Non-overlapping hits of ``lang``'s entries in text order."""
         tokens = tokenize(text, lang)
         table, longest = self._lookup(lang)
-        return [Match(word, lang, tokens[i].start, tokens[i + n - 1].end, (i, n))
-                for i, n, word in self._scan(tokens, table, longest)]
+        fallback = lang if self.inflection == "suffix" and spoken(lang) in INFLECTION_SUFFIXES else None
+        return [Match(word, lang, tokens[i].start, tokens[i + n - 1].end, (i, n), via)
+                for i, n, word, via in self._scan(tokens, table, longest, fallback)]
 
     def units(self, text: str, lang: str) -> list[tuple[str, bool]]:
         """The text as coverage units ``(unit, covered)``: tokens, or for Chinese dictionary-driven segments."""
@@ -204,7 +278,7 @@ class WordMatcher:
         # Chinese: segment with dictionary words AND function words, so "没有" is one (function) unit.
         table, longest = self._lookup(lang, with_function_words=True)
         units, i = [], 0
-        for start, n, _ in self._scan(tokens, table, longest) + [(len(tokens), 0, "")]:
+        for start, n, *_ in self._scan(tokens, table, longest) + [(len(tokens), 0, "", "")]:
             units += [(tokens[j].text, covered[j]) for j in range(i, start)]
             if n:
                 units.append(("".join(t.text for t in tokens[start:start + n]), all(covered[start:start + n])))
@@ -245,12 +319,21 @@ class SokeSubstringMatcher:
 MATCHERS: dict[str, type] = {"words": WordMatcher, "soke_substring": SokeSubstringMatcher}
 
 
-def get_matcher(name: str, dictionary: SignDictionary):
-    """Instantiate matcher ``name`` ("words" or "soke_substring") over ``dictionary``."""
-    try:
-        return MATCHERS[name](dictionary)
-    except KeyError:
-        raise KeyError(f"unknown retrieval matcher {name!r}; valid: {sorted(MATCHERS)}") from None
+def get_matcher(name: str, dictionary: SignDictionary, inflection: Inflection = "none"):
+    """Instantiate matcher ``name`` ("words" or "soke_substring") over ``dictionary``.
+
+    Args:
+        inflection: the ``words`` matcher's inflection fallback ("none" or "suffix"); ``soke_substring`` only
+            takes "none" (it matches raw substrings, inflected words included).
+    """
+    if name not in MATCHERS:
+        raise KeyError(f"unknown retrieval matcher {name!r}; valid: {sorted(MATCHERS)}")
+    if name == WordMatcher.name:
+        return WordMatcher(dictionary, inflection=inflection)
+    if inflection != "none":
+        raise ValueError(f"inflection={inflection!r} needs the 'words' matcher; {name!r} matches raw substrings "
+                         f"(inflected words included) and takes inflection='none'")
+    return MATCHERS[name](dictionary)
 
 
 # ---------------------------------------------------------------------------------------------------- prompt
@@ -281,9 +364,13 @@ def select(matches: Sequence[Match], top_k: int | None, order: Order = "longest"
 
 def retrieve(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
              max_codes_per_entry: int | None = 10, order: Order = "longest",
-             matcher: str | WordMatcher | SokeSubstringMatcher = "words") -> list[RetrievedEntry]:
-    """The entries retrieval injects for ``text``, in prompt order (see module docstring)."""
-    matcher = get_matcher(matcher, dictionary) if isinstance(matcher, str) else matcher
+             matcher: str | WordMatcher | SokeSubstringMatcher = "words",
+             inflection: Inflection = "none") -> list[RetrievedEntry]:
+    """The entries retrieval injects for ``text``, in prompt order (see module docstring).
+
+    ``inflection`` applies when ``matcher`` is a name; a matcher instance keeps its own.
+    """
+    matcher = get_matcher(matcher, dictionary, inflection) if isinstance(matcher, str) else matcher
     out = []
     for m in select(matcher.match(text, lang), top_k, order):
         exemplar = dictionary.exemplars(m.lang, m.word)[0]
@@ -344,7 +431,8 @@ def fit_to_budget(text: str, lang: str, entries: Sequence[RetrievedEntry], parts
 def build_prompt(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
                  max_codes_per_entry: int | None = 10, order: Order = "longest",
                  matcher: str | WordMatcher | SokeSubstringMatcher = "words", max_tokens: int | None = None,
-                 count_tokens: Callable[[str], int] | None = None) -> tuple[str, list[RetrievedEntry]]:
+                 count_tokens: Callable[[str], int] | None = None,
+                 inflection: Inflection = "none") -> tuple[str, list[RetrievedEntry]]:
     """The encoder prompt of ``text``: the sentence followed by the retrieved signs' motion tokens.
 
     Args:
@@ -358,12 +446,13 @@ def build_prompt(text: str, lang: str, dictionary: SignDictionary, *, top_k: int
         max_tokens: token budget of the whole encoder input (SOKE: 256) or None for no limit.
         count_tokens: counts a prompt's tokens (the model's text tokenizer); default
             :func:`approximate_token_count`, an upper bound.
+        inflection: the ``words`` matcher's inflection fallback, "none" (default) or "suffix".
 
     Returns:
         (prompt, the entries in it, in prompt order).
     """
     entries = retrieve(text, lang, dictionary, top_k=top_k, max_codes_per_entry=max_codes_per_entry, order=order,
-                       matcher=matcher)
+                       matcher=matcher, inflection=inflection)
     return fit_to_budget(text, lang, entries, dictionary.parts, max_tokens, count_tokens)
 
 
