@@ -171,6 +171,26 @@ def test_soke_dict_import_match_and_info_tools(tmp_path, capsys):
     assert info["languages"]["dgs"]["words"] == 5 and info["languages"]["csl"]["words"] == 1
 
 
+def test_soke_dict_match_names_alias_and_suffix_hits(tmp_path, capsys):
+    d = SignDictionary("h", PARTS, {"body": 8, "lhand": 16, "rhand": 16})
+    for i, w in enumerate(["helfen", "handy", "kind"]):
+        d.add("dgs", w, np.full((4 + i, 3), i, np.int64))
+    d.add_alias("dgs", "helfen", "hilft")
+    path = d.save(tmp_path / "d.json")
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    text = "Er hilft dem Kind mit zwei Handys."
+    assert cli.run(parser.parse_args(["match", str(path), "--lang", "dgs", "--text", text])) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert lines[1:4] == ["2 dictionary hits (words), 2 injected, order longest:",
+                          "1. 'helfen' as 'hilft' (alias) at [3:8]  codes 4 -> 4", "2. 'kind' at [13:17]  codes 6 -> 6"]
+    args = ["match", str(path), "--lang", "dgs", "--text", text, "--inflection", "suffix"]
+    assert cli.run(parser.parse_args(args)) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
+    assert lines[3] == "2. 'handy' as 'Handys' (suffix) at [27:33]  codes 5 -> 5"  # longest key first
+    assert lines[5].startswith("content words covered: 3/5;")  # er, hilft, kind, zwei, handys
+
+
 # ------------------------------------------------------------------------------------------------------- build
 @pytest.fixture(scope="module")
 def word_store(tmp_path_factory):
