@@ -20,6 +20,12 @@ At the first batch (LMStage builds or restores its text tokenizer after the call
 ``text_tokenizer`` (a :class:`~soke_lightning.models.text_tokenizer.TextTokenizer`), if any, is bound: its motion
 vocabulary is checked against the dictionary and it counts the prompts' tokens exactly.
 
+Matching: the ``words`` matcher also finds the dictionary's aliases (other surface forms of an entry: SynthSign
+dictionaries built by ``soke dict build`` carry every plural / conjugation / declension its sentences use);
+``inflection: suffix`` adds a word + inflection-suffix fallback for English / German text whose dictionary has no
+aliases (off by default, SOKE parity). With ``LMStage(retrieval=True)`` it is
+``--model.init_args.retrieval_settings.inflection=suffix``.
+
 Prompt length: ``max_prompt_tokens`` is the budget of the WHOLE encoder input including ``</s>`` and the language
 code; by default the module's ``hparams.max_source_length`` (SOKE truncates at 256). Entries that do not fit are
 dropped whole, from the last one (a rank-zero warning the first time; the share of such prompts is logged), so
