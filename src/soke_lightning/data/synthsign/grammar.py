@@ -591,7 +591,7 @@ def surface_forms(concept: Concept, spoken: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(f for f in forms if f.lower() != citation))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unambiguous_forms(spoken: str) -> dict[str, tuple[str, ...]]:
     """concept id -> its :func:`surface_forms` that no other concept writes (as a citation or a form).
 
