@@ -258,7 +258,7 @@ def retrieval_prompts(stage, sign_dict, settings: dict, texts: list[str], langs:
     from soke_lightning.retrieval import get_matcher
     from soke_lightning.retrieval.matcher import fit_to_budget, retrieve
 
-    matcher = get_matcher(settings["matcher"], sign_dict)
+    matcher = get_matcher(settings["matcher"], sign_dict, settings.get("inflection", "none"))
     budget = settings.get("max_prompt_tokens") or int(stage.hparams.max_source_length)
     out = []
     for text, lang in zip(texts, langs):
@@ -326,12 +326,13 @@ def run_side(stage, dm, retrieval, concepts: Concepts, desc: str) -> tuple[list[
 
 
 # ------------------------------------------------------------------------------------------------------ grouping
-def assign_groups(dm, concepts: Concepts, sign_dict, rare_max: int, scope: str) -> tuple[dict, dict, str]:
+def assign_groups(dm, concepts: Concepts, sign_dict, rare_max: int, scope: str,
+                  inflection: str = "none") -> tuple[dict, dict, str]:
     """``{key: set of groups}``, ``{key: info}`` and the definition used for rare_hit (see module docstring)."""
     from soke_lightning.retrieval import WordMatcher, normalize_word
 
     ds = dm.datasets["test"]
-    matcher = WordMatcher(sign_dict) if sign_dict is not None else None
+    matcher = WordMatcher(sign_dict, inflection=inflection) if sign_dict is not None else None
     if matcher is not None:
         definition = ("words-matcher hit of the sign dictionary on a rare concept's word (word -> concept through "
                       "the store's dictionary split)")
@@ -599,7 +600,10 @@ def run(args: argparse.Namespace) -> dict:
             ds = dm.datasets["test"]
             dm.datasets["test"] = ds.subset(stratified_subset(ds.langs, args.limit))
         if groups is None:
-            groups, info, definition = assign_groups(dm, concepts, sign_dict, args.rare_max, args.rare_scope)
+            inflection = next((r[0].settings.get("inflection", "none") for _, _, r in loaded.values() if r),
+                              "none")
+            groups, info, definition = assign_groups(dm, concepts, sign_dict, args.rare_max, args.rare_scope,
+                                                     inflection)
             report["rare_hit_definition"] = definition
             report["languages"] = [k for k in stage.metric_languages if k in set(dm.datasets["test"].langs)]
             report["variants"] = list(stage.metrics["test"].variants)

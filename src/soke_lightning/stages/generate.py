@@ -71,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=3, help="--dictionary: entries per prompt (SOKE: 3)")
     parser.add_argument("--max-codes-per-entry", type=int, default=10, help="--dictionary: code steps per entry "
                         "(SOKE: 10)")
+    parser.add_argument("--inflection", default="none", choices=["none", "suffix"],
+                        help="--dictionary: also match English/German words by a dictionary word + an inflection "
+                        "suffix (use what the model was trained with; SOKE: none)")
     parser.add_argument("--formats", nargs="+", default=["npz", "gif"], choices=["npz", "pose", "bvh", "gif"],
                         help="files per sentence (default: npz gif)")
     parser.add_argument("--mp4", action="store_true", help="also write an MP4 when ffmpeg is available")
@@ -133,7 +136,8 @@ def _store_requests(args: argparse.Namespace) -> list[Request]:
 
 
 def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top_k: int = 3,
-                  max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words") -> list[str]:
+                  max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words",
+                  inflection: str = "none") -> list[str]:
     """Encoder prompts: the sentence, plus its retrieval string from ``dictionary`` (SOKE_SPEC §5.3).
 
     The dictionary must be bound to the checkpoint's stage-1 tokenizer (same hash); whole entries that do not fit
@@ -150,7 +154,7 @@ def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top
     prompts = []
     for r in requests:
         prompt, entries = build_prompt(r.text, r.lang, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry,
-                                       order=order, matcher=matcher,
+                                       order=order, matcher=matcher, inflection=inflection,
                                        max_tokens=int(stage.hparams.max_source_length),
                                        count_tokens=stage.text_tokenizer.count_tokens)
         log.info("%s: retrieved %s", r.name, [e.match.word for e in entries] or "nothing")
@@ -213,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     stage = LMStage.from_checkpoint(args.ckpt, tokenizer_ckpt=args.tokenizer).to(device)
     prompts = build_prompts(stage, requests, args.dictionary, top_k=args.top_k,
-                            max_codes_per_entry=args.max_codes_per_entry)
+                            max_codes_per_entry=args.max_codes_per_entry, inflection=args.inflection)
     check_lengths(stage, requests, prompts)
     overrides = {"do_sample": args.sample, "temperature": args.temperature}
     if args.max_codes is not None:
