@@ -71,7 +71,7 @@ train-stage2: $(DEMO_DATA)/store.json  ## SynthSign: stage 1 if missing -> token
 BT_CKPT := $(OUT)/backtranslation-demo/checkpoints/best.ckpt
 STAGE2_LAST := $(OUT)/stage2-demo/checkpoints/last.ckpt
 BT_ENV := $(STAGE1_ENV) OMP_NUM_THREADS=1
-train-backtranslation: $(DEMO_DATA)/store.json  ## train the sign->text judge on SynthSign (24 epochs, one thread: 3-4.5 min on a loaded 2-core machine), test it; B-T BLEU of ground truth / stage-2 motion / mean pose
+train-backtranslation: $(DEMO_DATA)/store.json  ## train the sign->text judge on SynthSign (9 epochs, one thread: fit 2.5 min on 2 idle cores), test it; B-T BLEU of ground truth / stage-2 motion / mean pose
 	rm -f $(BT_CKPT)
 	$(BT_ENV) $(SOKE) fit --config experiments/backtranslation/demo.yaml
 	$(BT_ENV) $(SOKE) test --config experiments/backtranslation/demo.yaml --ckpt_path $(BT_CKPT) \
