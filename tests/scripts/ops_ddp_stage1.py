@@ -26,43 +26,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback, Trainer
+from ddp_sync import SyncCheck  # this folder (sys.path[0] of the script and of every rank it starts)
+from lightning.pytorch import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _gather(t: torch.Tensor) -> list[torch.Tensor]:
-    out = [torch.zeros_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, t.contiguous())
-    return out
-
-
-class SyncCheck(Callback):
-    """Gradients equal across ranks at every optimizer step; all weights and buffers equal at the end."""
-
-    def __init__(self):
-        self.steps = 0
-        self.names_seen: list[str] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.names_seen += [f"{trainer.current_epoch}:{k}" for k in batch.keys]
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        grads = torch.cat([p.grad.reshape(-1) for p in pl_module.parameters() if p.grad is not None])
-        assert grads.abs().sum() > 0, "no gradient"
-        gathered = _gather(grads)
-        for r, g in enumerate(gathered):
-            assert torch.equal(g, gathered[0]), f"step {self.steps}: gradients of rank {r} differ from rank 0"
-        self.steps += 1
-
-    def on_train_end(self, trainer, pl_module):
-        for name, t in [*pl_module.named_parameters(), *pl_module.named_buffers()]:
-            for r, g in enumerate(_gather(t.detach())):
-                assert torch.equal(g, t), f"{name} differs between rank {dist.get_rank()} and rank {r}"
-        # in every epoch the ranks trained on disjoint shards
-        names = [None] * dist.get_world_size()
-        dist.all_gather_object(names, sorted(self.names_seen))
-        assert all(set(names[0]).isdisjoint(n) for n in names[1:]), f"ranks saw the same samples: {names}"
 
 
 def _build(store: str, out: str, devices: int, num_nodes: int):

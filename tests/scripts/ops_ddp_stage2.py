@@ -21,47 +21,26 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from lightning.pytorch import Callback, Trainer
+from ddp_sync import SyncCheck  # this folder (sys.path[0] of the script and of every rank it starts)
+from lightning.pytorch import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 WALL_CLOCK = ("latency",)
 
 
-def _gather(t: torch.Tensor) -> list[torch.Tensor]:
-    out = [torch.zeros_like(t) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, t.contiguous())
-    return out
+class LMSyncCheck(SyncCheck):
+    """Also: the trained parameters are exactly the LM's (the frozen tokenizer is no submodule) and every rank holds
+    the same text tokenizer."""
 
-
-class SyncCheck(Callback):
-    """Gradients equal across ranks at every optimizer step; all parameters equal at the end."""
-
-    def __init__(self):
-        self.steps = 0
-        self.names_seen: list[str] = []
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self.names_seen += [f"{trainer.current_epoch}:{k}" for k in batch.keys]
-
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        grads = torch.cat([p.grad.reshape(-1) for p in pl_module.parameters() if p.grad is not None])
-        assert grads.abs().sum() > 0, "no gradient"
-        for r, g in enumerate(_gather(grads)):
-            assert torch.equal(g, grads), f"step {self.steps}: gradients of rank {r} differ from rank {dist.get_rank()}"
-        self.steps += 1
-
-    def on_train_end(self, trainer, pl_module):
+    def synced(self, pl_module):
         params = list(pl_module.named_parameters())
         assert params and all(name.startswith("lm.") for name, _ in params), [n for n, _ in params][:5]
-        for name, t in params:
-            for r, g in enumerate(_gather(t.detach())):
-                assert torch.equal(g, t), f"{name} differs between rank {dist.get_rank()} and rank {r}"
+        return params
+
+    def extra_checks(self, pl_module):
         vocab = [None] * dist.get_world_size()
         dist.all_gather_object(vocab, sorted(pl_module.text_tokenizer.hf.get_vocab().items()))
         assert all(v == vocab[0] for v in vocab), "the ranks hold different text tokenizers"
-        names = [None] * dist.get_world_size()
-        dist.all_gather_object(names, sorted(self.names_seen))
-        assert all(set(names[0]).isdisjoint(n) for n in names[1:]), f"ranks saw the same samples: {names}"
 
 
 def _values(results: list[dict]) -> dict[str, float]:
@@ -95,7 +74,7 @@ def main(argv: list[str]) -> int:
         f"--trainer.default_root_dir={args.out}", "--trainer.callbacks=[]", "--trainer.enable_checkpointing=false",
     ], run=False)
     trainer, model, dm = cli.trainer, cli.model, cli.datamodule
-    check = SyncCheck()
+    check = LMSyncCheck()
     trainer.callbacks.append(check)
     trainer.fit(model, dm)
     assert check.steps == 6 and trainer.world_size == 2, (check.steps, trainer.world_size)
