@@ -96,12 +96,16 @@ class BackTranslationScorer(Callback):
         self.translator.to(pl_module.device).eval()
         self.scores[stage].to(pl_module.device).reset()
 
+    def _scores(self, stage: str, trainer: Trainer) -> bool:
+        """Whether this ``stage``'s loop is scored (configured in ``stages``; never the sanity check)."""
+        return stage in self.stages and not (stage == "val" and trainer.sanity_checking)
+
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if "val" in self.stages and not trainer.sanity_checking:
+        if self._scores("val", trainer):
             self._start("val", pl_module)
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if "test" in self.stages:
+        if self._scores("test", trainer):
             self._start("test", pl_module)
 
     # ------------------------------------------------------------------------------------------------ batches
@@ -129,12 +133,12 @@ class BackTranslationScorer(Callback):
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
                                 dataloader_idx: int = 0) -> None:
-        if "val" in self.stages and not trainer.sanity_checking:
+        if self._scores("val", trainer):
             self.score_batch("val", pl_module, outputs, batch)
 
     def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
                           dataloader_idx: int = 0) -> None:
-        if "test" in self.stages:
+        if self._scores("test", trainer):
             self.score_batch("test", pl_module, outputs, batch)
 
     # ------------------------------------------------------------------------------------------------ epoch end
@@ -149,11 +153,11 @@ class BackTranslationScorer(Callback):
                             for k, v in logs.items()}, sync_dist=False)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if "val" in self.stages and not trainer.sanity_checking:
+        if self._scores("val", trainer):
             self._log("val", pl_module)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if "test" in self.stages:
+        if self._scores("test", trainer):
             self._log("test", pl_module)
 
 
