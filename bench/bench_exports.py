@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from soke_lightning.callbacks.prediction_writer import MotionPrediction, PredictionWriter
-from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.render.exports import export_bvh, export_pose, export_smplx_npz
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.kinematics.builtin import BuiltinSkeleton, axis_angle_to_matrix
-from soke_lightning.render.animation import _write_gif, render_animation
+from soke_lightning.render.animation import render_animation, write_gif
 
 
 def _per_joint_fk(skeleton: BuiltinSkeleton, raw: torch.Tensor) -> torch.Tensor:
@@ -59,7 +59,7 @@ def _matplotlib_gif(joints: np.ndarray, bones, path: Path, fps: float) -> None:
             line.set_data([frame[a, 0], frame[b, 0]], [frame[a, 1], frame[b, 1]])
         canvas.draw()
         images.append(Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]))
-    _write_gif(images, path, fps)
+    write_gif(images, path, fps)
 
 
 def main(argv: list[str]) -> dict:

@@ -108,7 +108,7 @@ def main(argv: list[str]) -> dict:
     ratios["demo_over_paper_encode_throughput"] = round(
         cases["demo_encode_32x128x133"]["frames_per_s"] / cases["paper_encode_32x128x133"]["frames_per_s"], 2)
     return {"device": "cpu", "cpu_count": os.cpu_count(), "steps_timed": steps, "cases": cases, "ratios": ratios,
-            "note": "SOKE_SPEC §12: the reference body VQ-VAE forward+backward on [32,64,43] took 0.6 s on a "
+            "note": "docs/faithfulness.md §12: the reference body VQ-VAE forward+backward on [32,64,43] took 0.6 s on a "
                     "2-core CPU (no optimizer step)."}
 
 

@@ -49,8 +49,16 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from soke_lightning.callbacks.retrieval import RetrievalCallback, dictionary_digest
+from soke_lightning.data.datamodule import SignDataModule, stratified_subset
+from soke_lightning.data.store import open_store
+from soke_lightning.metrics.dtw import name_hash
+from soke_lightning.retrieval import SignDictionary, WordMatcher, get_matcher, normalize_word
+from soke_lightning.retrieval.matcher import fit_to_budget, retrieve
+from soke_lightning.training.lm_stage import LMStage
+
 # One intra-op thread: generation is many small ops; on a few busy cores more threads make each step slower
-# (measured for stage-2 training, ENVIRONMENT_NOTES / experiments/stage2/demo.yaml). Set before torch loads.
+# (measured for stage-2 training, see experiments/stage2/demo.yaml). Set before torch loads.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 log = logging.getLogger("retrieval_ablation")
@@ -148,8 +156,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------------------ loading
 def recorded_retrieval(ckpt: dict) -> dict | None:
     """The RetrievalCallback state stored in a Lightning checkpoint (None when retrieval was off or absent)."""
-    from soke_lightning.callbacks.retrieval import RetrievalCallback
-
     for key, value in ckpt.get("callbacks", {}).items():
         if key.split("{")[0] == RetrievalCallback.__qualname__ and value.get("enabled"):
             return value
@@ -159,10 +165,6 @@ def recorded_retrieval(ckpt: dict) -> dict | None:
 def load_side(path: str, side: str, dictionary: str | None, tokenizer: str | None, device):
     """(LMStage, raw checkpoint dict, Retrieval or None) of one side."""
     import torch
-
-    from soke_lightning.callbacks.retrieval import dictionary_digest
-    from soke_lightning.retrieval import SignDictionary
-    from soke_lightning.stages.lm_stage import LMStage
 
     if not Path(path).is_file():
         raise AblationError(f"--{side} {path} does not exist; give a stage-2 checkpoint (e.g. "
@@ -194,8 +196,6 @@ def load_side(path: str, side: str, dictionary: str | None, tokenizer: str | Non
 
 def make_datamodule(store: str, split: str, ckpt: dict, batch_size: int | None):
     """A SignDataModule over ``store``'s ``split`` with the checkpoint's processing settings (no token cache)."""
-    from soke_lightning.data.datamodule import SignDataModule
-
     saved = ckpt.get("datamodule_hyper_parameters") or {}
     keep = ("languages", "normalization", "min_len", "max_len", "unit_len", "apply_fps_cap")
     kwargs = {k: saved[k] for k in keep if k in saved}
@@ -229,9 +229,6 @@ def sample_concepts(record: dict) -> list[str] | None:
 
 
 def read_concepts(store: str, train_split: str) -> Concepts:
-    from soke_lightning.data.store import open_store
-    from soke_lightning.retrieval import normalize_word
-
     opened = open_store(store)
     if train_split not in opened:
         raise AblationError(f"store {store} has no {train_split!r} split (the concept counts come from it); give "
@@ -255,9 +252,6 @@ def read_concepts(store: str, train_split: str) -> Concepts:
 # ------------------------------------------------------------------------------------------------------ generation
 def retrieval_prompts(stage, sign_dict, settings: dict, texts: list[str], langs: list[str]):
     """Prompts and kept entries exactly as the RetrievalCallback builds them for this model."""
-    from soke_lightning.retrieval import get_matcher
-    from soke_lightning.retrieval.matcher import fit_to_budget, retrieve
-
     matcher = get_matcher(settings["matcher"], sign_dict, settings.get("inflection", "none"))
     budget = settings.get("max_prompt_tokens") or int(stage.hparams.max_source_length)
     out = []
@@ -279,8 +273,6 @@ def run_side(stage, dm, retrieval, concepts: Concepts, desc: str) -> tuple[list[
     import torch
     from tqdm import tqdm
 
-    from soke_lightning.retrieval import normalize_word
-
     stage.eval()
     metric = stage.metrics["test"].clone()
     metric.reset()
@@ -301,7 +293,9 @@ def run_side(stage, dm, retrieval, concepts: Concepts, desc: str) -> tuple[list[
             pred = backend.from_features(feats)
             gt = backend.from_features(norm.denormalize(batch.poses.to(stage.device)))
             metric.update(pred, gt, lengths, batch.lengths.to(stage.device), langs, batch.keys)
-        scores = metric.score[-1].cpu()  # [B, variants, parts] of this batch, as the stage's test computes them
+        hashes, _, scored = metric.per_sample()  # every sample so far, as the stage's test computes them
+        index = {int(h): i for i, h in enumerate(hashes)}
+        scores = scored[[index[name_hash(k)] for k in batch.keys]].cpu()  # [B, variants, parts] of this batch
         for i, key in enumerate(batch.keys):
             row = {}
             for v, variant in enumerate(metric.variants):
@@ -329,8 +323,6 @@ def run_side(stage, dm, retrieval, concepts: Concepts, desc: str) -> tuple[list[
 def assign_groups(dm, concepts: Concepts, sign_dict, rare_max: int, scope: str,
                   inflection: str = "none") -> tuple[dict, dict, str]:
     """``{key: set of groups}``, ``{key: info}`` and the definition used for rare_hit (see module docstring)."""
-    from soke_lightning.retrieval import WordMatcher, normalize_word
-
     ds = dm.datasets["test"]
     matcher = WordMatcher(sign_dict, inflection=inflection) if sign_dict is not None else None
     if matcher is not None:
@@ -558,9 +550,6 @@ def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from soke_lightning.data.datamodule import stratified_subset
-    from soke_lightning.data.store import open_store
-
     if args.off is None and args.on is None:
         raise AblationError("give --off CKPT and/or --on CKPT (stage-2 checkpoints)")
     if not Path(args.store).is_dir():
@@ -582,8 +571,6 @@ def run(args: argparse.Namespace) -> dict:
     if "on" in loaded:
         sign_dict = loaded["on"][2][1]
     elif args.dictionary is not None:
-        from soke_lightning.retrieval import SignDictionary
-
         if not Path(args.dictionary).is_file():
             raise AblationError(f"--dictionary {args.dictionary} does not exist")
         sign_dict = SignDictionary.load(args.dictionary)

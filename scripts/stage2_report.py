@@ -17,6 +17,13 @@ import json
 import sys
 from pathlib import Path
 
+from soke_lightning.data.datamodule import SignDataModule
+from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
+from soke_lightning.models.generation import GenerationResult
+from soke_lightning.models.tokenizer import decode_streams
+from soke_lightning.pipelines.baselines import run_baselines
+from soke_lightning.training.lm_stage import LMStage
+
 LANGS = ("asl", "csl", "dgs")
 PARTS = ("body", "lhand", "rhand")
 METRICS = ("dtw_jpe", "dtw_pa_jpe")
@@ -41,11 +48,6 @@ def read_test_metrics(path: Path) -> dict:
 def ceiling(ckpt: str, store: str) -> dict:
     """The tokenizer's ceiling: the test split's ground-truth codes, decoded like generated ones, scored alike."""
     import torch
-
-    from soke_lightning.data.datamodule import SignDataModule
-    from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
-    from soke_lightning.models.generation import GenerationResult
-    from soke_lightning.stages.lm_stage import LMStage, decode_streams
 
     stage = LMStage.from_checkpoint(ckpt)
     tok, norm, backend = stage.tokenizer, stage.tokenizer.normalizer, stage.backend
@@ -101,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.baselines and Path(args.baselines).is_file():
         base = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
     else:
-        from soke_lightning.data.synthsign.baselines import run_baselines
-
         base = run_baselines(args.store, "test")
     rows = {"model": model, "mean": base["mean_pose"], "dict": base["dictionary"]}
     if args.ceiling:

@@ -13,16 +13,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
+from soke_lightning.core.layout import RAW_DIM, RAW_SLICES
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
 from soke_lightning.data.store import Sample, StoreWriter, open_store
-from soke_lightning.metrics.bleu import bleu_rouge
-from soke_lightning.stages.backtranslation import (
-    BackTranslationConfig,
-    BackTranslationModel,
-    BackTranslator,
-    BleuRougeStats,
-)
+from soke_lightning.metrics.bleu import BleuRougeStats
+from soke_lightning.metrics.functional.bleu import bleu_rouge
+from soke_lightning.models.backtranslation import BackTranslationConfig, BackTranslationModel, BackTranslator
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = {"asl": ["the bird cries", "my friend eats bread"], "csl": ["我 爱 你", "今天 下雨"],
@@ -115,7 +111,7 @@ def make_store(root: Path, per_split: dict[str, int] | None = None) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(store, checkpoint) of the debug experiment fitted for a few steps through the `soke fit` CLI."""
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     tmp = tmp_path_factory.mktemp("bt")
     store = make_store(tmp / "store")
@@ -157,7 +153,7 @@ def test_from_checkpoint_refuses_other_checkpoints(tmp_path):
 
 def test_backtranslate_tool_store_predictions_and_mean_pose(trained, tmp_path, capsys):
     from soke_lightning.callbacks.prediction_writer import MotionPrediction, PredictionWriter
-    from soke_lightning.stages import backtranslate_cli
+    from soke_lightning.cli import backtranslate as backtranslate_cli
 
     store, ckpt, _ = trained
     split = open_store(store).split("test")
@@ -185,7 +181,7 @@ def test_backtranslate_tool_store_predictions_and_mean_pose(trained, tmp_path, c
 
 
 def test_backtranslate_tool_names_a_missing_index(tmp_path):
-    from soke_lightning.stages.backtranslate_cli import read_predictions
+    from soke_lightning.pipelines.backtranslate import read_predictions
 
     with pytest.raises(FileNotFoundError, match="index.rank"):
         read_predictions(tmp_path)
@@ -193,9 +189,9 @@ def test_backtranslate_tool_names_a_missing_index(tmp_path):
 
 def _stage(**kw):
     """A BackTranslationStage with a tiny network for SENTENCES' tokenizer (built without a trainer)."""
-    from soke_lightning.models.text_tokenizer import TextTokenizer
-    from soke_lightning.stages.backtranslation import CHECKPOINT_FORMAT, BackTranslationStage
-    from soke_lightning.stages.lm_stage import tokenizer_files
+    from soke_lightning.models.backtranslation import CHECKPOINT_FORMAT
+    from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files
+    from soke_lightning.training.backtranslation import BackTranslationStage
 
     stage = BackTranslationStage(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0,
                                  downsample=4, max_text_length=24, **kw)
@@ -206,7 +202,7 @@ def _stage(**kw):
 
 
 def _batch(lengths):
-    from soke_lightning.data.batch import SignBatch
+    from soke_lightning.core.batch import SignBatch
 
     lengths = torch.tensor(lengths)
     poses = torch.zeros(len(lengths), int(lengths.max()), 133)
@@ -258,7 +254,7 @@ def test_bag_of_words_loss_trains_the_encoder_on_the_sentence_tokens():
 
 
 def test_ordering_needs_all_three_sources():
-    from soke_lightning.stages.backtranslate_cli import ordering
+    from soke_lightning.pipelines.backtranslate import ordering
 
     def s(v):
         return {"asl": {"bleu4": v}, "csl": {"bleu4": v / 2}}
@@ -269,13 +265,13 @@ def test_ordering_needs_all_three_sources():
 
 
 def test_greedy_decoding_never_repeats_an_ngram():
-    from soke_lightning.stages.backtranslation import _ban_repeats
+    from soke_lightning.models.backtranslation import ban_repeats
 
     logits = torch.zeros(2, 10)
     tokens = torch.tensor([[3, 5, 6, 5], [3, 7, 8, 9]])
-    banned = _ban_repeats(logits, tokens, 2)  # row 0 ends with 5, and "5 6" occurred: 6 is banned
+    banned = ban_repeats(logits, tokens, 2)  # row 0 ends with 5, and "5 6" occurred: 6 is banned
     assert torch.isinf(banned[0, 6]) and torch.isfinite(banned[0]).sum() == 9 and torch.isfinite(banned[1]).all()
-    assert torch.isinf(_ban_repeats(logits, tokens, 1)[1, [3, 7, 8, 9]]).all()
+    assert torch.isinf(ban_repeats(logits, tokens, 1)[1, [3, 7, 8, 9]]).all()
     # a model that always prefers token 7, then token 8: it loops without the rule and stops repeating with it
     preference = torch.full((12,), -5.0)
     preference[7], preference[8], preference[2] = 3.0, 2.0, 1.0

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from soke_lightning.callbacks.backtranslation import BackTranslationScorer
-from soke_lightning.stages.backtranslation import SCORES
+from soke_lightning.metrics.functional.bleu import SCORES
 from test_stage2_lm import _cli, pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +42,8 @@ def setup(tmp_path_factory):
 
 
 def test_lm_test_logs_bt_scores_equal_to_offline_backtranslation(setup):
-    from soke_lightning.stages.backtranslate_cli import generate_records, read_store, score_records
-    from soke_lightning.stages.backtranslation import BackTranslator
+    from soke_lightning.models.backtranslation import BackTranslator
+    from soke_lightning.pipelines.backtranslate import generate_records, read_store, score_records
 
     metrics = setup["bt_test"].trainer.callback_metrics
     for lang in ("asl", "csl", "dgs", "all"):

@@ -2,7 +2,7 @@
 BackTranslationScorer does per rank); the all-reduced n-gram statistics give the corpus scores of one process.
 
 The file is also the subprocess script (``python tests/test_bt_ddp.py PORT OUT.json``): pytest + DDP in one process
-re-runs pytest in rank 1 (docs/ENVIRONMENT_NOTES.md)."""
+re-runs pytest in rank 1."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ LANGS = ["asl", "csl", "dgs"] * 3
 def _worker(rank: int, world: int, port: int, out_path: str) -> None:
     import torch.distributed as dist
 
-    from soke_lightning.stages.backtranslation import BleuRougeStats
+    from soke_lightning.metrics.bleu import BleuRougeStats
 
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -41,7 +41,7 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
 
 @pytest.mark.slow  # two spawned processes: ~10 s of imports, ~25 s on a loaded machine
 def test_two_ranks_give_the_single_process_scores(tmp_path):
-    from soke_lightning.metrics.bleu import bleu_rouge
+    from soke_lightning.metrics.functional.bleu import bleu_rouge
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

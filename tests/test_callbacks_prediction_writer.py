@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from soke_lightning.callbacks import MotionPrediction, PredictionWriter, safe_stem
-from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, features_to_raw
+from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, features_to_raw
 
 NAMES = ["how2sign/clip_0", "how2sign_clip_0", "csl/你好", "dgs-1", "dgs-1"]  # a '/' clash and a repeated name
 

@@ -16,10 +16,10 @@ import pytest
 import torch
 import yaml
 
-from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.cli.lightning import SokeCLI
+from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
 from soke_lightning.data.store import Sample, StoreWriter, open_store
-from soke_lightning.lightning_cli import SokeCLI
 
 ROOT = Path(__file__).resolve().parents[1]
 DATAMODULE_YAMLS = sorted((ROOT / "datamodules").glob("*.yaml"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from soke_lightning.data import layout
+from soke_lightning.core import layout
 
 
 def test_feature_selection_matches_spec():

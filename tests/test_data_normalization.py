@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from soke_lightning.data.layout import FEATURE_FROM_RAW
+from soke_lightning.core.layout import FEATURE_FROM_RAW
 from soke_lightning.data.normalization import EPS, Normalizer, compute_stats, load_stats, save_stats
 
 

@@ -1,4 +1,4 @@
-"""Load-time temporal processing (SOKE_SPEC §2.5) on hand-checked examples."""
+"""Load-time temporal processing (docs/design.md §2.5) on hand-checked examples."""
 
 import numpy as np
 import pytest

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
+from soke_lightning.core.layout import FEATURE_FROM_RAW, RAW_DIM
 from soke_lightning.data.datamodule import SignDataModule, collate, stratified_subset
-from soke_lightning.data.layout import FEATURE_FROM_RAW, RAW_DIM
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, load_stats, save_stats
 from soke_lightning.data.processing import fps_cap_indices, length_indices
 from soke_lightning.data.sampler import LanguageBalancedSampler, allocate, language_weights

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from soke_lightning.data.layout import RAW_DIM, RAW_KEYS, RAW_SLICES
+from soke_lightning.core.layout import RAW_DIM, RAW_KEYS, RAW_SLICES
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.render.exports import (
     MEDIAPIPE_BODY_LIMBS,

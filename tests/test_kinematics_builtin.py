@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, features_to_raw
+from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, features_to_raw
 from soke_lightning.kinematics import BODY_SET_NAMES, JointBackend, get_joint_backend
 from soke_lightning.kinematics.builtin import RELAXED_HAND_LEFT, BuiltinSkeleton, axis_angle_to_matrix
 

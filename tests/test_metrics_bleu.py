@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from soke_lightning.metrics.bleu import bleu_rouge, rouge_l, to_characters
+from soke_lightning.metrics.functional.bleu import bleu_rouge, rouge_l, to_characters
 
 
 def test_word_level_bleu_and_rouge_by_hand():

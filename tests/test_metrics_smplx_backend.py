@@ -8,7 +8,7 @@ import torch
 
 pytest.importorskip("smplx")
 
-from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, RAW_SLICES  # noqa: E402
+from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, RAW_SLICES  # noqa: E402
 from soke_lightning.kinematics import get_joint_backend  # noqa: E402
 from soke_lightning.kinematics.smplx_backend import HAND_REGRESSION, SmplxBackend  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""`soke import-official`: a checkpoint built with OFFICIAL_FORMATS.md's layout converts strictly, and our tokenizer
+"""`soke import-official`: a checkpoint built with the official layout (docs/formats.md) converts strictly, and our tokenizer
 gives the same codes and reconstructions as an independent functional implementation of the reference architecture
 written from that document (not from our modules)."""
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soke_lightning.data.layout import SOKE_LAYOUT
-from soke_lightning.models import official
+from soke_lightning.cli import import_official as import_official_cli
+from soke_lightning.core.layout import SOKE_LAYOUT
 from soke_lightning.models.official import OfficialFormatError, import_official
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 
@@ -18,7 +18,7 @@ DILATIONS = (9, 3, 1)  # Resnet1D after reversing 3**0, 3**1, 3**2
 
 
 def official_layout(nfeats: int, codes: int, width: int = WIDTH) -> list[tuple[str, tuple[int, ...]]]:
-    """(key, shape) of one reference VQ-VAE, in the order listed by OFFICIAL_FORMATS.md."""
+    """(key, shape) of one reference VQ-VAE, in the official order (docs/formats.md)."""
     keys = [("encoder.model.0.weight", (width, nfeats, 3)), ("encoder.model.0.bias", (width,))]
 
     def resnet(prefix):
@@ -104,7 +104,7 @@ def official_ckpt(tmp_path_factory):
 def test_import_gives_the_reference_codes_and_reconstructions(official_ckpt, tmp_path):
     root, state = official_ckpt
     ns = argparse.Namespace(tokenizer=str(root / "tokenizer.ckpt"), out=str(tmp_path / "ours.ckpt"), stats=str(root))
-    assert official.run(ns) == 0
+    assert import_official_cli.run(ns) == 0
     tok = SignTokenizer.from_checkpoint(tmp_path / "ours.ckpt")
     assert tok.codebook_sizes == {"body": 96, "lhand": 192, "rhand": 192} and tok.config["width"] == 512
     assert tokenizer_hash(tok) == tokenizer_hash(import_official(root / "tokenizer.ckpt", root))

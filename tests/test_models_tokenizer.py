@@ -5,7 +5,7 @@ import io
 import pytest
 import torch
 
-from soke_lightning.data.layout import COUPLED_LAYOUT, SOKE_LAYOUT
+from soke_lightning.core.layout import COUPLED_LAYOUT, SOKE_LAYOUT
 from soke_lightning.models.tokenizer import CHECKPOINT_KEY, SignTokenizer, tokenizer_hash
 
 TINY = dict(width=16, code_dim=8, depth=1, codebook_sizes={"body": 6, "lhand": 12, "rhand": 12})

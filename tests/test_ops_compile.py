@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from soke_lightning.stages.common import compile_in_place
+from soke_lightning.training.common import compile_in_place
 from test_stage2_retrieval_switch import _cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Multi-process stage-1 training on CPU (gloo), launched as on a cluster: 2 processes on one machine, 2 simulated
 nodes through torchrun, 2 SLURM tasks; gradients/codebooks in sync and validation metrics == one process
-(subprocess scripts, see ENVIRONMENT_NOTES: DDP under pytest re-runs pytest)."""
+(subprocess scripts: DDP under pytest re-runs pytest)."""
 
 import json
 import os

@@ -1,6 +1,6 @@
 """Stage 2 with 2 DDP processes on CPU (gloo): training steps run with identical gradients, parameters and text
 tokenizer on both ranks, and the validation/test DTW metrics equal one process's (uneven validation shards
-included). Subprocess script tests/scripts/ops_ddp_stage2.py (DDP under pytest re-runs pytest, ENVIRONMENT_NOTES)."""
+included). Subprocess script tests/scripts/ops_ddp_stage2.py (DDP under pytest re-runs pytest)."""
 
 import json
 import subprocess

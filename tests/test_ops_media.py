@@ -23,7 +23,7 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
     from soke_lightning.callbacks.media import ValidationMedia
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     if wandb.run is not None:  # a run left open by an earlier test (WANDB_MODE=disabled) would be reused
@@ -70,7 +70,7 @@ def test_validation_media_reach_wandb_and_disk(store, tmp_path, monkeypatch):
 def test_media_samples_hook_and_tokenizer_fallback():
     """A stage decides what is shown through media_samples(batch, k); stage 1 falls back to gt | reconstruction."""
     from soke_lightning.callbacks.media import MediaSample, ValidationMedia, generation_media, tokenizer_media
-    from soke_lightning.data.batch import SignBatch
+    from soke_lightning.core.batch import SignBatch
     from soke_lightning.models.tokenizer import SignTokenizer
 
     tok = SignTokenizer(width=8, code_dim=8, depth=1, codebook_sizes={"body": 4, "lhand": 4, "rhand": 4}).eval()

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow  # one short Lightning fit (about 10 s)
 def test_bf16_accumulation_and_clipping_fit(tmp_path, monkeypatch):
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
     from test_stage1_stage import make_store
 
     store = make_store(tmp_path / "store", {"train": 4, "val": 1, "test": 1})
@@ -36,7 +36,7 @@ def test_bf16_accumulation_and_clipping_fit(tmp_path, monkeypatch):
 
 def test_stage1_joint_metrics_under_bf16_autocast():
     from soke_lightning.kinematics import get_joint_backend
-    from soke_lightning.stages.tokenizer_stage import joint_errors
+    from soke_lightning.metrics.functional.reconstruction import joint_errors
 
     backend = get_joint_backend("builtin")
     gen = torch.Generator().manual_seed(0)

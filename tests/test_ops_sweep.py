@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from soke_lightning import sweep as sw
+from soke_lightning.pipelines import sweep as sw
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((ROOT / "experiments" / "sweeps").glob("*.yaml"))
@@ -158,7 +158,7 @@ def store(tmp_path_factory):
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_shipped_sweep_keys_exist_in_the_target_config(path, store, monkeypatch):
     """The debug target parses with the first two swept values (nothing is built) and has every swept key."""
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     class ParseOnly(SokeCLI):
         def instantiate_classes(self) -> None:  # stage 2 would load a stage-1 checkpoint; keys need no objects

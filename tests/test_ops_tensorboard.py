@@ -15,7 +15,7 @@ AVAILABLE = [name for name in ("tensorboard", "tensorboardX") if importlib.util.
 
 
 def _cli(tmp_path, monkeypatch, run: bool):
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
     from test_stage1_stage import make_store
 
     store = make_store(tmp_path / "store", {"train": 2, "val": 1, "test": 1})

@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from soke_lightning import cli
-from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.core.io import safe_stem
+from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.data.store import Sample, StoreWriter
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.render import animation
@@ -174,7 +175,9 @@ def test_soke_render_tool(tmp_path, capsys):
     assert printed == [str(out / "test_asl_one.gif"), str(out / "test_asl_three.gif")]
     assert len(_gif_frames(printed[0])) == 8
     assert cli.main(["render", str(store), "--names", "test/dgs_two", "--format", "png", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.split() == [str(out / "test_test_dgs_two.png")]
+    # A name with '/' gets the shared file-name rule: made safe, plus a hash of the original (no collisions).
+    assert capsys.readouterr().out.split() == [str(out / f"test_{safe_stem('test/dgs_two')}.png")]
+    assert safe_stem("test/dgs_two").startswith("test_dgs_two-")
     with pytest.raises(KeyError, match="valid"):
         cli.main(["render", str(store), "--lang", "bsl", "--out", str(out)])
     with pytest.raises(SystemExit, match="no samples with lang='dgs'"):

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from soke_lightning.report import cli as report_cli
+from soke_lightning.cli import report as report_cli
 from soke_lightning.report.html import INPUTS_FILE, INPUTS_FORMAT, parse_metric_key, render_html, write_report
 
 LANGS = ["asl", "csl", "dgs"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from soke_lightning.report import cli as report_cli
+from soke_lightning.cli import report as report_cli
 from soke_lightning.report.html import INPUTS_FILE
 from test_backtranslation import make_store
 

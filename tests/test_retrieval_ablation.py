@@ -37,7 +37,7 @@ ablation = _script()
 def runs(tmp_path_factory):
     """The pipeline's retrieval-off checkpoint and test metrics, and a retrieval-on fit (1 epoch of 2 batches of
     the debug config) with its checkpoint, test metrics and callback."""
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
     from test_stage2_lm import pipeline
 
     run = pipeline(tmp_path_factory)
@@ -94,7 +94,7 @@ def test_per_sample_means_equal_the_stage_test_numbers(report, runs, side):
 
 
 def test_on_prompts_are_the_callbacks_and_off_prompts_are_plain(report, runs):
-    from soke_lightning.stages.lm_stage import LMStage
+    from soke_lightning.training.lm_stage import LMStage
 
     stage = LMStage.from_checkpoint(runs["on_ckpt"])
     cb = runs["callback"]

@@ -223,7 +223,7 @@ def test_missing_dictionary_is_built_once_from_the_datamodule(tmp_path):
 
 
 def _word_store(root):
-    from soke_lightning.data.layout import RAW_DIM
+    from soke_lightning.core.layout import RAW_DIM
     from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
     from soke_lightning.data.store import Sample, StoreWriter, open_store
     from test_retrieval_dictionary import WORDS

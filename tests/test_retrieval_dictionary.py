@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from soke_lightning.retrieval import cli
+from soke_lightning.cli import dict as cli
 from soke_lightning.retrieval.dictionary import (
     OFFICIAL_IMPORT_HASH,
     DictionaryError,
@@ -195,7 +195,7 @@ def test_soke_dict_match_names_alias_and_suffix_hits(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def word_store(tmp_path_factory):
     """A store whose train split has sentences and whose dictionary split has isolated signs (text = a word)."""
-    from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
+    from soke_lightning.core.layout import RAW_DIM, RAW_SLICES
     from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
     from soke_lightning.data.store import Sample, StoreWriter, open_store
 
@@ -242,8 +242,9 @@ def tokenizer_ckpt(word_store, tmp_path_factory):
 
 
 def test_soke_dict_build_encodes_each_sign_with_the_tokenizer(word_store, tokenizer_ckpt, tmp_path, capsys):
+    from soke_lightning.data.datamodule import split_datasets
     from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-    from soke_lightning.stages.encode import _datasets, build_datamodule
+    from soke_lightning.cli.lightning import build_datamodule
 
     out = tmp_path / "dict.json"
     parser = argparse.ArgumentParser()
@@ -266,7 +267,7 @@ def test_soke_dict_build_encodes_each_sign_with_the_tokenizer(word_store, tokeni
     assert SignDictionary.load(out.with_name("keys.json")).aliases == {}
     tok = SignTokenizer.from_checkpoint(tokenizer_ckpt)
     dm = build_datamodule(str(ROOT / "datamodules" / "synthsign.yaml"), [f"init_args.stores=[{word_store}]"])
-    ds = _datasets(dm, ["dictionary"])["dictionary"]
+    ds = split_datasets(dm, ["dictionary"])["dictionary"]
     seen = {}
     for i in range(len(ds)):
         item = ds[i]

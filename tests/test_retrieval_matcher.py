@@ -161,8 +161,8 @@ def test_coverage_on_hand_made_sentences(dictionary):
 
 
 def test_synthsign_function_words_are_declared():
-    from soke_lightning.data.synthsign.grammar import ClauseSampler, realize
-    from soke_lightning.data.synthsign.lexicon import CONCEPTS
+    from soke_lightning.synthsign.grammar import ClauseSampler, realize
+    from soke_lightning.synthsign.lexicon import CONCEPTS
 
     sampler = ClauseSampler({c.id: 1.0 for c in CONCEPTS}, np.random.default_rng(0))
     missing = {}
@@ -291,9 +291,9 @@ def test_inflection_stems_follow_the_suffix_table():
 def test_synthsign_forms_let_the_matcher_find_every_signed_word():
     """A dictionary of every SynthSign concept with the forms its grammar writes: the words matcher finds every
     concept of every sentence, except words that cannot name one sign."""
-    from soke_lightning.data.synthsign.grammar import ClauseSampler, realize, unambiguous_forms
-    from soke_lightning.data.synthsign.lexicon import CONCEPTS, SPOKEN_OF
     from soke_lightning.retrieval.dictionary import add_form_aliases, normalize_word
+    from soke_lightning.synthsign.grammar import ClauseSampler, realize, unambiguous_forms
+    from soke_lightning.synthsign.lexicon import CONCEPTS, SPOKEN_OF
 
     keys_only, aliased = (SignDictionary("h", PARTS, {"body": 8, "lhand": 8, "rhand": 8}) for _ in range(2))
     concept_of = {}

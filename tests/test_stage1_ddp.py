@@ -1,4 +1,4 @@
-"""2-process gloo run: quantizer state stays identical on both ranks (subprocess script, see ENVIRONMENT_NOTES)."""
+"""2-process gloo run: quantizer state stays identical on both ranks (subprocess script: DDP under pytest would re-run pytest in rank 1)."""
 
 import socket
 import subprocess

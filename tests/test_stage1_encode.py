@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from soke_lightning.cli import encode
+from soke_lightning.data.datamodule import split_datasets
 from soke_lightning.data.token_cache import TokenCacheError, TokenCacheWriter, open_token_cache
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-from soke_lightning.stages import encode
+from soke_lightning.cli.lightning import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=16, code_dim=8, depth=1, codebook_sizes={"body": 8, "lhand": 16, "rhand": 16})
@@ -56,8 +58,8 @@ def test_encode_exports_every_split_with_matching_codes(store, tokenizer_ckpt, t
     assert set(cache.splits) == {"train", "val", "test", "dictionary"}
     assert cache.parts == ["body", "lhand", "rhand"] and cache.downsample_rate == 4
     assert cache.codebook_sizes == {"body": 8, "lhand": 16, "rhand": 16}
-    dm = encode.build_datamodule(str(ROOT / "datamodules" / "synthsign.yaml"), [f"init_args.stores=[{store}]"])
-    datasets = encode._datasets(dm, ["train", "dictionary"])
+    dm = build_datamodule(str(ROOT / "datamodules" / "synthsign.yaml"), [f"init_args.stores=[{store}]"])
+    datasets = split_datasets(dm, ["train", "dictionary"])
     for split, ds in datasets.items():
         tokens = cache.split(split)
         assert len(tokens) == len(ds) == {"train": 9, "dictionary": 6}[split]

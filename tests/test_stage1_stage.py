@@ -8,7 +8,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from soke_lightning.data.layout import RAW_DIM, RAW_SLICES
+from soke_lightning.core.layout import RAW_DIM, RAW_SLICES
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
 from soke_lightning.data.store import Sample, StoreWriter
 from soke_lightning.models.tokenizer import CHECKPOINT_KEY, SignTokenizer
@@ -49,7 +49,7 @@ def store(tmp_path_factory):
 
 
 def _cli(args, run=True):
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     return SokeCLI(args=args, run=run)
 
@@ -120,7 +120,7 @@ def test_resume_from_checkpoint_is_bit_identical(store, tmp_path, monkeypatch):
 
 
 def _batch(lengths, t_max, lang="asl"):
-    from soke_lightning.data.batch import SignBatch
+    from soke_lightning.core.batch import SignBatch
 
     b = len(lengths)
     lengths = torch.tensor(lengths)
@@ -131,7 +131,7 @@ def _batch(lengths, t_max, lang="asl"):
 
 
 def test_train_windows_are_aligned_slices_and_losses_mask_padding():
-    from soke_lightning.stages.tokenizer_stage import TokenizerStage
+    from soke_lightning.training.tokenizer_stage import TokenizerStage
 
     tok = SignTokenizer(width=8, code_dim=8, depth=1, codebook_sizes={"body": 4, "lhand": 4, "rhand": 4})
     with pytest.raises(ValueError, match="multiple of the down-sampling rate 4"):
@@ -154,7 +154,7 @@ def test_train_windows_are_aligned_slices_and_losses_mask_padding():
 
 
 def test_joint_loss_measures_root_relative_joint_error_and_ignores_padding():
-    from soke_lightning.stages.tokenizer_stage import TokenizerStage
+    from soke_lightning.training.tokenizer_stage import TokenizerStage
 
     tok = SignTokenizer(width=8, code_dim=8, depth=1, codebook_sizes={"body": 4, "lhand": 4, "rhand": 4})
     stage = TokenizerStage(tok, joint_weight=1.0)

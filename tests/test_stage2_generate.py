@@ -8,8 +8,10 @@ import argparse
 import numpy as np
 import pytest
 
-from soke_lightning.data.layout import RAW_DIM
-from soke_lightning.stages import generate
+from soke_lightning.cli import generate
+from soke_lightning.core.layout import RAW_DIM
+from soke_lightning.core.types import Request
+from soke_lightning.pipelines.generate import build_prompts
 from test_stage2_lm import pipeline
 
 
@@ -84,11 +86,11 @@ def _dictionary(run, path, digest=None):
 
 def test_generate_with_a_dictionary_injects_retrieved_signs(run, tmp_path, caplog):
     codes = _dictionary(run, tmp_path / "dict.json")
-    request = generate.Request(name="000_asl", lang="asl", text="The teacher is happy.")
-    from soke_lightning.stages.lm_stage import LMStage
+    request = Request(name="000_asl", lang="asl", text="The teacher is happy.")
+    from soke_lightning.training.lm_stage import LMStage
 
     stage = LMStage.from_checkpoint(run["ckpt"])
-    prompt = generate.build_prompts(stage, [request], str(tmp_path / "dict.json"))[0]
+    prompt = build_prompts(stage, [request], str(tmp_path / "dict.json"))[0]
     assert prompt.startswith("The teacher is happy. Key word 1, ")
     assert f"<body_{codes[0, 0]}><lhand_{codes[0, 1]}><rhand_{codes[0, 2]}>" in prompt
     out = tmp_path / "gen"

@@ -26,7 +26,7 @@ _PIPELINE: dict = {}
 
 
 def _cli(args, run=True):
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     return SokeCLI(args=args, run=run)
 
@@ -35,8 +35,8 @@ def pipeline(tmp_path_factory) -> dict:
     """Once per session: tiny SynthSign store -> stage-1 debug fit -> token cache -> stage-2 debug fit + test."""
     if _PIPELINE:
         return _PIPELINE
-    from soke_lightning.data.synthsign.generator import generate
-    from soke_lightning.stages import encode
+    from soke_lightning.cli import encode
+    from soke_lightning.synthsign.generator import generate
 
     root = tmp_path_factory.mktemp("stage2")
     store = root / "tiny"
@@ -120,7 +120,7 @@ def test_frozen_tokenizer_is_eval_untouched_and_not_saved(run):
 
 
 def test_checkpoint_rebuilds_and_generates_like_the_trained_model(run):
-    from soke_lightning.stages.lm_stage import LMStage
+    from soke_lightning.training.lm_stage import LMStage
 
     stage = LMStage.from_checkpoint(run["ckpt"])
     trained = run["fit"].model.cpu().eval()
@@ -147,7 +147,7 @@ def test_datamodule_serves_codes_padded_with_minus_one(run):
     assert torch.equal(batch.code_lengths, batch.lengths // 4)  # L = T / 4
     for i, n in enumerate(batch.code_lengths.tolist()):
         assert (batch.codes[i, :n] >= 0).all() and (batch.codes[i, n:] == -1).all()
-    # SOKE_SPEC §4.5 augmentation: training codes centre-cropped to a multiple of 4, maybe one dropped
+    # docs/design.md §4.5 augmentation: training codes centre-cropped to a multiple of 4, maybe one dropped
     aug = _datamodule(run, code_unit=4, code_drop_prob=1.0)
     train, plain = aug.datasets["train"], dm.datasets["train"]
     for i in range(6):
@@ -160,7 +160,7 @@ def test_datamodule_serves_codes_padded_with_minus_one(run):
 
 
 def test_contract_errors_name_both_values(run, tmp_path):
-    from soke_lightning.stages.lm_stage import ContractError, LMStage
+    from soke_lightning.training.lm_stage import ContractError, LMStage
 
     dm = _datamodule(run)
     theirs = tokenizer_hash(run["stage1"])
@@ -193,7 +193,7 @@ def test_contract_errors_name_both_values(run, tmp_path):
 
 
 def test_decode_streams_pads_each_part_with_its_last_frame(run):
-    from soke_lightning.stages.lm_stage import decode_streams
+    from soke_lightning.models.tokenizer import decode_streams
 
     tok = SignTokenizer.from_checkpoint(run["stage1"])
     codes = torch.tensor([[[1, 2, 3], [4, 5, 6], [7, 8, 9], [2, 3, 4]]])
@@ -211,7 +211,7 @@ def test_decode_streams_pads_each_part_with_its_last_frame(run):
 
 def test_predict_step_returns_motion_predictions_with_ground_truth(run, tmp_path):
     from soke_lightning.callbacks.prediction_writer import PredictionWriter
-    from soke_lightning.stages.lm_stage import LMStage
+    from soke_lightning.training.lm_stage import LMStage
 
     stage = LMStage.from_checkpoint(run["ckpt"])
     batch = next(iter(_datamodule(run).val_dataloader()))

@@ -29,7 +29,7 @@ def run(tmp_path_factory):
 
 def _cli(run, out: Path, *extra: str):
     """A stage-2 debug CLI (not run): 1 epoch of at most 2 batches, no validation, no checkpoint callbacks."""
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     args = ["--config", str(ROOT / "experiments/stage2/debug.yaml"), "--data", str(ROOT / "datamodules/synthsign.yaml"),
             f"--data.init_args.stores=[{run['store']}]", "--data.init_args.batch_size=8",
@@ -105,7 +105,7 @@ def test_switch_and_explicit_callback_together_are_refused(run, tmp_path):
 
 
 def test_unknown_retrieval_setting_names_the_valid_keys():
-    from soke_lightning.stages.lm_stage import LMStage
+    from soke_lightning.training.lm_stage import LMStage
 
     with pytest.raises(ValueError, match=r"unknown keys \['topk'\].*'top_k'"):
         LMStage(tokenizer_ckpt="x.ckpt", mbart={"d_model": 16}, retrieval=True, retrieval_settings={"topk": 2})
@@ -174,7 +174,7 @@ def test_resume_with_another_dictionary_or_settings_is_refused(run, interrupted,
     with pytest.raises(RetrievalResumeError, match="top_k 3 != 2"):
         _resume(run, tmp_path / "b", ckpt, "--model.init_args.retrieval=True",
                 f"--model.init_args.retrieval_settings={{dictionary: {dictionary}, top_k: 2}}")
-    from soke_lightning.stages.lm_stage import ContractError
+    from soke_lightning.training.lm_stage import ContractError
 
     with pytest.raises(ContractError, match="retrieval on but this run has it off"):
         _resume(run, tmp_path / "c", ckpt, "--model.init_args.retrieval=False")

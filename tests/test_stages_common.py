@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from soke_lightning.stages.common import adamw_cosine, warmup_cosine
+from soke_lightning.training.common import adamw_cosine, warmup_cosine
 
 
 def test_warmup_then_cosine_to_the_floor():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soke_lightning.data.layout import FIXED_BETAS, RAW_SLICES
+from soke_lightning.core.layout import FIXED_BETAS, RAW_SLICES
 from soke_lightning.data.store import open_store
-from soke_lightning.data.synthsign import phonology as ph
-from soke_lightning.data.synthsign.generator import LANGS, build_lexicon, dictionary_samples, generate
-from soke_lightning.data.synthsign.grammar import (
+from soke_lightning.synthsign import phonology as ph
+from soke_lightning.synthsign.generator import LANGS, build_lexicon, dictionary_samples, generate
+from soke_lightning.synthsign.grammar import (
     ClauseSampler,
     realize,
     sign_sequence,
@@ -17,7 +17,7 @@ from soke_lightning.data.synthsign.grammar import (
     text_concepts,
     unambiguous_forms,
 )
-from soke_lightning.data.synthsign.lexicon import BY_ID, CONCEPTS, SPOKEN_OF
+from soke_lightning.synthsign.lexicon import BY_ID, CONCEPTS, SPOKEN_OF
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from soke_lightning.data.store import open_store
-from soke_lightning.data.synthsign.baselines import match_words, run_baselines
-from soke_lightning.data.synthsign.generator import OFFICIAL_LAYOUT, generate
+from soke_lightning.pipelines.baselines import match_words, run_baselines
+from soke_lightning.synthsign.generator import OFFICIAL_LAYOUT, generate
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _build(store: str, out: str, devices: int, num_nodes: int):
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     args = ["--config", str(ROOT / "experiments/stage1/debug.yaml"), "--config", str(ROOT / "experiments/trainer/ddp.yaml"),
             "--data", str(ROOT / "datamodules/synthsign.yaml"),

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--val-samples", type=int, default=7)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     cli = SokeCLI(args=[
         "--config", str(ROOT / "experiments/stage2/debug.yaml"), "--config", str(ROOT / "experiments/trainer/ddp.yaml"),

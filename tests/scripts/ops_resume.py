@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from soke_lightning.lightning_cli import SokeCLI
+    from soke_lightning.cli.lightning import SokeCLI
 
     stage, stage_args = ["--config", str(ROOT / "experiments/stage1/debug.yaml")], []
     if args.stage2:

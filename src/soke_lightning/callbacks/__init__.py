@@ -1,26 +1,10 @@
-"""Lightning callbacks: the prediction writer (motion exports per sample) and retrieval prompt injection.
+"""Lightning callbacks: the prediction writer, retrieval prompt injection, media logging and the B-T scorer.
 
-Imports are lazy so that ``import soke_lightning.callbacks`` stays cheap; LightningCLI configs name the classes
-by path (``soke_lightning.callbacks.PredictionWriter``).
+LightningCLI configs name the classes by path (``soke_lightning.callbacks.PredictionWriter``).
 """
 
-from __future__ import annotations
+from soke_lightning.callbacks.backtranslation import BackTranslationScorer
+from soke_lightning.callbacks.prediction_writer import MotionPrediction, PredictionWriter, safe_stem
+from soke_lightning.callbacks.retrieval import RetrievalCallback
 
-import importlib
-
-_EXPORTS = {
-    "BackTranslationScorer": "soke_lightning.callbacks.backtranslation",
-    "MotionPrediction": "soke_lightning.callbacks.prediction_writer",
-    "PredictionWriter": "soke_lightning.callbacks.prediction_writer",
-    "safe_stem": "soke_lightning.callbacks.prediction_writer",
-    "RetrievalCallback": "soke_lightning.callbacks.retrieval",
-}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = list(_EXPORTS)
+__all__ = ["BackTranslationScorer", "MotionPrediction", "PredictionWriter", "RetrievalCallback", "safe_stem"]

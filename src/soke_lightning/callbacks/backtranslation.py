@@ -6,7 +6,7 @@
           init_args: {model_ckpt: outputs/backtranslation-demo/checkpoints/best.ckpt}
 
 At the end of each test (and, with ``stages: [val, test]``, validation) epoch the callback logs, per language and as
-the mean over languages (``all``), the protocol of SOKE_SPEC §6.5: ``{stage}/bt_bleu1..4/{lang}`` and
+the mean over languages (``all``), the protocol of docs/evaluation.md §6.5: ``{stage}/bt_bleu1..4/{lang}`` and
 ``{stage}/bt_rouge_l/{lang}`` (×100, Chinese on characters).
 
 Where the motion comes from: the evaluation step's return value when it carries the generated motion (a mapping with
@@ -14,7 +14,7 @@ Where the motion comes from: the evaluation step's return value when it carries 
 ``pl_module.generate(prompts, langs)`` (greedy decoding is deterministic, so it is the same motion, at twice the
 generation cost; logged once).
 
-DDP: every rank back-translates its own shard into :class:`~soke_lightning.stages.backtranslation.BleuRougeStats`
+DDP: every rank back-translates its own shard into :class:`~soke_lightning.training.backtranslation.BleuRougeStats`
 (n-gram statistics as sum states); ``compute`` all-reduces them, so every rank logs the corpus BLEU of the whole
 split, the value one process would get. The judge is held outside the LM's module tree: never in its
 ``state_dict``, never trained.
@@ -30,7 +30,10 @@ import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from soke_lightning.stages.backtranslation import SCORES, BackTranslator, BleuRougeStats
+from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.metrics.bleu import BleuRougeStats
+from soke_lightning.metrics.functional.bleu import SCORES
+from soke_lightning.models.backtranslation import BackTranslator
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +84,9 @@ class BackTranslationScorer(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "generate"):
             raise TypeError(f"BackTranslationScorer scores generated motion; {type(pl_module).__name__} has no "
-                            f"generate(prompts, langs) (use it with soke_lightning.stages.lm_stage.LMStage)")
+                            f"generate(prompts, langs) (use it with soke_lightning.training.lm_stage.LMStage)")
         languages = self.languages or list(getattr(pl_module, "metric_languages", None) or [])
         if not languages:
-            from soke_lightning.data.languages import LANGUAGES
-
             languages = list(LANGUAGES)
         self.languages = languages
         for s in self.stages:

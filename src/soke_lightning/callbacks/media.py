@@ -14,9 +14,9 @@ What is shown comes from the stage:
 * a LightningModule with ``media_samples(batch, k) -> list[MediaSample]`` decides itself (stage 2: generated
   clips next to the ground truth);
 * a module with ``generate(prompts, langs) -> (features, lengths, ...)`` and a ``tokenizer`` (stage 2,
-  :class:`~soke_lightning.stages.lm_stage.LMStage`) gets ground truth | generated (prompt: ``batch.prompt`` or the
+  :class:`~soke_lightning.training.lm_stage.LMStage`) gets ground truth | generated (prompt: ``batch.prompt`` or the
   text);
-* a module with a ``tokenizer`` only (stage 1, :class:`~soke_lightning.stages.tokenizer_stage.TokenizerStage`)
+* a module with a ``tokenizer`` only (stage 1, :class:`~soke_lightning.training.tokenizer_stage.TokenizerStage`)
   gets ground truth | reconstruction through ``tokenizer(poses, lengths)`` and ``tokenizer.normalizer``.
 
 Joints come from the stage's ``backend`` (its forward-kinematics backend) or the builtin skeleton.
@@ -38,7 +38,11 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from soke_lightning.data.batch import SignBatch
+from soke_lightning.callbacks.prediction_writer import safe_stem
+from soke_lightning.core.batch import SignBatch
+from soke_lightning.core.languages import get_corpus
+from soke_lightning.kinematics import get_joint_backend
+from soke_lightning.render import render_animation
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,6 @@ class MediaSample:
 
 
 def _fps(corpus_name: str) -> float:
-    from soke_lightning.data.languages import get_corpus
-
     try:
         corpus = get_corpus(corpus_name)
         return float(corpus.fps_cap or corpus.fps)
@@ -189,10 +191,6 @@ class ValidationMedia(Callback):
         self._samples = []
 
     def _render(self, trainer: Trainer, pl_module: LightningModule) -> list[dict]:
-        from soke_lightning.callbacks.prediction_writer import safe_stem
-        from soke_lightning.kinematics import get_joint_backend
-        from soke_lightning.render import render_animation
-
         backend = getattr(pl_module, "backend", None) or get_joint_backend("builtin")
         root = Path(self.out_dir or Path(trainer.default_root_dir) / "media")
         folder = root / f"step{trainer.global_step:07d}"

@@ -18,13 +18,10 @@ over all ranks).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,63 +30,16 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
 
-from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, features_to_raw
+from soke_lightning.core.io import safe_stem
+from soke_lightning.core.types import MotionPrediction
+from soke_lightning.kinematics import get_joint_backend
+from soke_lightning.render import exports
+from soke_lightning.render.animation import render_animation
 
 log = logging.getLogger(__name__)
 
 #: Formats the writer knows, with their file suffixes.
 FORMATS: dict[str, str] = {"npz": ".npz", "pose": ".pose", "bvh": ".bvh", "gif": ".gif"}
-_MAX_STEM = 120
-
-
-def _frames(value, what: str, name: str) -> np.ndarray | None:
-    """[T, 179] raw frames (or [T, 133] denormalised features, converted) as float32 numpy; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, torch.Tensor):
-        value = value.detach().to("cpu", torch.float32).numpy()
-    value = np.asarray(value, dtype=np.float32)
-    if value.ndim == 2 and value.shape[1] == FEATURE_DIM:
-        value = features_to_raw(value)
-    if value.ndim != 2 or value.shape[1] != RAW_DIM or value.shape[0] == 0:
-        raise ValueError(f"MotionPrediction {name!r}: {what} must be official frames [T>0, {RAW_DIM}] (or "
-                         f"denormalised features [T, {FEATURE_DIM}]), got shape {value.shape}")
-    return value
-
-
-@dataclass
-class MotionPrediction:
-    """One predicted (generated or reconstructed) motion, as returned by a stage's ``predict_step``.
-
-    Tensors are moved to the CPU and converted to float32 numpy arrays; denormalised 133-d features are turned into
-    official frames with :func:`~soke_lightning.data.layout.features_to_raw` (root and lower body at rest).
-
-    Attributes:
-        name: sample name (unique within a prediction run; may contain '/').
-        text: the sentence.
-        lang: sign-language key ("asl", "csl", "dgs").
-        raw: [T, 179] official frames (or [T, 133] denormalised features on input). Trim padding before.
-        fps: frames per second of ``raw``.
-        reference_raw: optional ground truth, [T', 179] (or [T', 133]); drawn next to the prediction in GIFs.
-        corpus: optional corpus name, recorded in the index.
-    """
-
-    name: str
-    text: str
-    lang: str
-    raw: Any
-    fps: float
-    reference_raw: Any = None
-    corpus: str = ""
-
-    def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"MotionPrediction.name must be a non-empty string, got {self.name!r}")
-        if not self.fps > 0:
-            raise ValueError(f"MotionPrediction {self.name!r}: fps must be positive, got {self.fps}")
-        self.fps = float(self.fps)
-        self.raw = _frames(self.raw, "raw", self.name)
-        self.reference_raw = _frames(self.reference_raw, "reference_raw", self.name)
 
 
 def _flatten(outputs) -> Iterable[MotionPrediction]:
@@ -103,17 +53,6 @@ def _flatten(outputs) -> Iterable[MotionPrediction]:
         raise TypeError(f"PredictionWriter expects predict_step to return MotionPrediction objects (or a list of "
                         f"them), got {type(outputs).__name__}")
 
-
-def safe_stem(name: str) -> str:
-    """A file-name stem for a sample name: characters other than letters, digits, '.', '_' and '-' become '_'.
-
-    When the name had to change (or is empty, hidden or too long), the first 8 hex digits of its SHA-1 are
-    appended, so different names never map to the same stem ("a/b" -> "a_b-<hash>", while "a_b" stays "a_b").
-    """
-    stem = re.sub(r"[^\w.\-]", "_", name).lstrip(".")[:_MAX_STEM]
-    if stem != name or not stem:
-        stem = f"{stem or 'sample'}-{hashlib.sha1(name.encode('utf-8')).hexdigest()[:8]}"
-    return stem
 
 
 class PredictionWriter(BasePredictionWriter):
@@ -159,8 +98,6 @@ class PredictionWriter(BasePredictionWriter):
     def backend(self):
         """The joint backend (built on first use, on the CPU)."""
         if self._backend is None:
-            from soke_lightning.kinematics import get_joint_backend
-
             self._backend = get_joint_backend(self.backend_name, **self.backend_kwargs)
         return self._backend
 
@@ -206,8 +143,6 @@ class PredictionWriter(BasePredictionWriter):
         return paths
 
     def _write_sample(self, sample: MotionPrediction, stem: str) -> list[Path]:
-        from soke_lightning.render import exports
-
         backend = self.backend
         with torch.no_grad():
             joints = backend(torch.from_numpy(sample.raw)).numpy()
@@ -234,8 +169,6 @@ class PredictionWriter(BasePredictionWriter):
         return paths
 
     def _write_gif(self, path: Path, sample: MotionPrediction, joints: np.ndarray) -> Path:
-        from soke_lightning.render.animation import render_animation
-
         sequences, titles = [joints], ["prediction"]
         if sample.reference_raw is not None:
             with torch.no_grad():

@@ -1,4 +1,4 @@
-"""RetrievalCallback: puts retrieved dictionary signs into the encoder prompt of every batch (SOKE_SPEC §4.4, §5).
+"""RetrievalCallback: puts retrieved dictionary signs into the encoder prompt of every batch (docs/design.md §4.4, §5).
 
 For each sample the callback sets ``batch.prompt[i]`` to the sentence followed by the retrieval string of
 :func:`soke_lightning.retrieval.matcher.build_prompt` (e.g. ``"... Key word 1, <body_5><lhand_3><rhand_7>..."``)
@@ -59,8 +59,10 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-from soke_lightning.data.batch import SignBatch
-from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.core.batch import SignBatch
+from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.data.datamodule import split_datasets
+from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, build_dictionary
 from soke_lightning.retrieval.matcher import (
     INFLECTIONS,
@@ -207,8 +209,6 @@ class RetrievalCallback(Callback):
         self._cache.clear()
 
     def _expected_hash(self, pl_module: LightningModule) -> tuple[str | None, str]:
-        from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-
         for attr in ("tokenizer_digest", "tokenizer_hash"):
             digest = getattr(pl_module, attr, None)
             if isinstance(digest, str):
@@ -228,16 +228,13 @@ class RetrievalCallback(Callback):
                 f"import`, or give the callback `tokenizer: CKPT` to build it from the DataModule's "
                 f"{self.build_split!r} split")
         if trainer.is_global_zero:
-            from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-            from soke_lightning.stages.encode import _datasets
-
             dm = trainer.datamodule
             if dm is None or not hasattr(dm, "stores"):
                 raise DictionaryError(f"cannot build {self.dictionary_path}: the trainer has no SignDataModule "
                                       f"(got {type(dm).__name__}); build it with `soke dict build`")
             tok = SignTokenizer.from_checkpoint(self.tokenizer)
             digest = tokenizer_hash(tok)
-            datasets = _datasets(dm, [self.build_split])
+            datasets = split_datasets(dm, [self.build_split])
             if self.build_split not in datasets:
                 raise DictionaryError(f"cannot build {self.dictionary_path}: no {self.build_split!r} split in the "
                                       f"stores {list(dm.stores)}")

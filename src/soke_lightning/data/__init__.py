@@ -1,6 +1,6 @@
 """Data: pose layout, language registry, official corpus readers, packed store, SynthSign, DataModule."""
 
-from soke_lightning.data.layout import FEATURE_DIM, RAW_DIM, SOKE_LAYOUT, features_to_raw, raw_to_features
+from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, SOKE_LAYOUT, features_to_raw, raw_to_features
 from soke_lightning.data.store import PackedStore, Sample, StoreError, StoreWriter, open_store
 
 __all__ = [

@@ -2,9 +2,9 @@
 
 Any mix of corpora (How2Sign, CSL-Daily, Phoenix-2014T, SynthSign, ...) is read from packed stores (see
 :mod:`soke_lightning.data.store`); a split is the concatenation of that split of every store, in the order given
-(SOKE_SPEC §2.7). Each sample goes through the load-time rule of SOKE_SPEC §2.5 (:mod:`.processing`), is reduced
+(docs/design.md §2.7). Each sample goes through the load-time rule of docs/design.md §2.5 (:mod:`.processing`), is reduced
 to the 133-d features and normalised; :func:`collate` pads a batch with zeros in normalised space into a
-:class:`~soke_lightning.data.batch.SignBatch`.
+:class:`~soke_lightning.core.batch.SignBatch`.
 
 Order: the training split is shuffled (``sampler="shuffle"``, epoch-seeded; the reference forgets to shuffle),
 or drawn language-balanced (``"balanced"``, :class:`~.sampler.LanguageBalancedSampler`), or read in the
@@ -21,7 +21,7 @@ codes ``[L, P]`` (:attr:`SignItem.codes`, looked up by ``corpus/name`` in the ca
 text + codes and still receives the poses, which validation/test compare generated motion against. The cache is
 tied to one tokenizer: ``tokenizer_hash`` (or :meth:`SignDataModule.check_token_cache`, which the LM stage calls
 with its frozen tokenizer's hash) refuses a cache made by another one. Optional code-level augmentation of the
-training split (SOKE_SPEC §4.5): centre-crop the codes to a multiple of ``code_unit`` (SOKE: 4) and, with
+training split (docs/design.md §4.5): centre-crop the codes to a multiple of ``code_unit`` (SOKE: 4) and, with
 probability ``code_drop_prob`` (SOKE: 1/3), drop one code at the head or the tail.
 """
 
@@ -40,9 +40,9 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from soke_lightning.data.batch import SignBatch
-from soke_lightning.data.languages import LANGUAGES, get_corpus
-from soke_lightning.data.layout import FEATURE_DIM, raw_to_features
+from soke_lightning.core.batch import SignBatch
+from soke_lightning.core.languages import LANGUAGES, get_corpus
+from soke_lightning.core.layout import FEATURE_DIM, raw_to_features
 from soke_lightning.data.normalization import EPS, STATS_FILE, Normalizer
 from soke_lightning.data.processing import TemporalProcessing
 from soke_lightning.data.sampler import LanguageBalancedSampler, SkipTrainedBatches, world_and_rank
@@ -303,7 +303,7 @@ class SignDataModule(LightningDataModule):
             their codes (``SignBatch.codes``). None: no codes (stage 1).
         tokenizer_hash: refuse a ``token_cache`` whose tokenizer hash differs (naming both); the LM stage also checks
             the cache against its frozen tokenizer, so this is only needed when the DataModule is used alone.
-        code_unit: training codes are centre-cropped to a multiple of this (SOKE_SPEC §4.5: 4; default 1 = off).
+        code_unit: training codes are centre-cropped to a multiple of this (docs/design.md §4.5: 4; default 1 = off).
         code_drop_prob: probability of dropping one training code at the head or tail (SOKE: 1/3; default 0).
     """
 
@@ -525,3 +525,28 @@ class SignDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._eval_loader(self._dataset("test"))
+
+
+#: The splits `soke encode` encodes by default (each only where a store has it).
+DEFAULT_SPLITS = ("train", "val", "test", "dictionary")
+
+
+def split_datasets(dm: SignDataModule, splits: Sequence[str]) -> dict[str, SignDataset]:
+    """One :class:`SignDataset` per requested split over all of ``dm``'s stores, with its processing and statistics.
+
+    Split names are the DataModule's (train/val/test map to its train_split/val_split/test_split). A split of
+    :data:`DEFAULT_SPLITS` that no store has is skipped (logged); any other missing split is an error.
+    """
+    out = {}
+    stores = [open_store(path) for path in dm.stores]
+    for split in splits:
+        store_split = dm.split_names.get(split, split)
+        present = [s.split(store_split) for s in stores if store_split in s]
+        if not present:
+            if split in DEFAULT_SPLITS:
+                log.info("no split %r in %s: skipped", store_split, dm.stores)
+                continue
+            raise ValueError(f"split {store_split!r} is in none of the stores {dm.stores}")
+        out[split] = SignDataset(present, normalizer=dm.normalizer, processing=dm.processing,
+                                 languages=dm.language_filter)
+    return out

@@ -1,7 +1,7 @@
 """Normalisation statistics: (x - mean) / (std + 1e-10) on the 133-d features, with buffers.
 
 Statistics are kept in the official 179-d layout (like SOKE's mean.pt / std.pt) and reduced to the 133-d feature
-vector with the same selection as the frames (SOKE_SPEC §2.4). Our own stats file is a torch file holding
+vector with the same selection as the frames (docs/design.md §2.4). Our own stats file is a torch file holding
 ``{"mean": [179], "std": [179], "frames": int, "source": str}``; a directory with the official ``mean.pt`` /
 ``std.pt`` is accepted as well.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from soke_lightning.data.layout import FEATURE_DIM, FEATURE_FROM_RAW, RAW_DIM
+from soke_lightning.core.layout import FEATURE_DIM, FEATURE_FROM_RAW, RAW_DIM
 
 EPS = 1e-10
 #: Name of the stats file `soke synth` / `soke prepare` write next to a store's manifest.

@@ -1,6 +1,6 @@
-"""Readers and writers for How2Sign, CSL-Daily and Phoenix-2014T in their official release layout (SOKE_SPEC §2).
+"""Readers and writers for How2Sign, CSL-Daily and Phoenix-2014T in their official release layout (docs/design.md §2).
 
-Every corpus is one pickle per frame (a dict with the 7 ``smplx_*`` keys, see :mod:`soke_lightning.data.layout`)
+Every corpus is one pickle per frame (a dict with the 7 ``smplx_*`` keys, see :mod:`soke_lightning.core.layout`)
 plus a split file naming the samples and their texts::
 
     How2Sign/<split>/poses/<NAME>/<NAME>_<k>_3D.pkl              k = 0 .. n-1, NUMERIC order
@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 
-from soke_lightning.data.languages import Corpus, get_corpus, get_language
-from soke_lightning.data.layout import RAW_DIM, frame_from_dict, frame_to_dict
+from soke_lightning.core.languages import Corpus, get_corpus, get_language
+from soke_lightning.core.layout import RAW_DIM, frame_from_dict, frame_to_dict
 from soke_lightning.data.store import Sample
 
 log = logging.getLogger(__name__)
 
-#: How2Sign rows at least this long (END_REALIGNED - START_REALIGNED, seconds) are dropped (SOKE_SPEC §2.5.3).
+#: How2Sign rows at least this long (END_REALIGNED - START_REALIGNED, seconds) are dropped (docs/design.md §2.5.3).
 MAX_HOW2SIGN_SECONDS = 30.0
 #: Columns of the How2Sign CSV that the reader needs.
 HOW2SIGN_COLUMNS = ("SENTENCE_NAME", "START_REALIGNED", "END_REALIGNED", "SENTENCE", "fps")
@@ -200,7 +200,7 @@ class OfficialReader:
         self.root = Path(root)
         if not self.root.is_dir():
             raise OfficialLayoutError(f"corpus root {self.root} does not exist (expected the {self.corpus_name} "
-                                      f"folder of the official release; see SOKE_SPEC §2.1)")
+                                      f"folder of the official release; see docs/design.md §2.1)")
         self.corpus: Corpus = get_corpus(self.corpus_name)
         self.exclude = load_exclude(exclude)
         self.min_frames = int(min_frames)

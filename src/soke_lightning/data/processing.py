@@ -1,4 +1,4 @@
-"""Load-time temporal processing of a sequence (SOKE_SPEC §2.5): frame-rate cap, then the 40..400 / multiple-of-4 rule.
+"""Load-time temporal processing of a sequence (docs/design.md §2.5): frame-rate cap, then the 40..400 / multiple-of-4 rule.
 
 Pure numpy. Every function returns frame *indices* into the input sequence, so the same selection can be applied to
 frames, to per-frame annotations or to nothing at all (e.g. to predict a processed length). The defaults are the
@@ -17,7 +17,7 @@ def fps_cap_indices(num_frames: int, fps: float, cap: float | None) -> np.ndarra
     """Indices that resample a sequence from ``fps`` down to ``cap`` frames per second.
 
     If ``cap`` is None or ``fps <= cap`` every frame is kept. Otherwise ``count = int(cap * n / fps)`` frames are
-    kept at indices ``floor(i * n / count)`` (SOKE_SPEC §2.5 step 1). ``count`` is at least 1 so that a very short
+    kept at indices ``floor(i * n / count)`` (docs/design.md §2.5 step 1). ``count`` is at least 1 so that a very short
     sequence never becomes empty (the reference would crash there).
 
     Args:
@@ -45,7 +45,7 @@ def length_indices(
     unit_len: int = 4,
     rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """Indices that bring a sequence into ``[min_len, max_len]`` frames, a multiple of ``unit_len`` (SOKE_SPEC §2.5).
+    """Indices that bring a sequence into ``[min_len, max_len]`` frames, a multiple of ``unit_len`` (docs/design.md §2.5).
 
     * ``T < min_len``: ``floor(linspace(0, T - 1, min_len))`` (stretch by repeating frames);
     * ``T > max_len``: ``floor(linspace(0, T - 1, max_len))`` (uniform subsampling);

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from soke_lightning.data.layout import RAW_DIM
+from soke_lightning.core.io import atomic_write_text
+from soke_lightning.core.layout import RAW_DIM
 
 STORE_FORMAT = "soke-store"
 STORE_VERSION = 1
@@ -61,12 +62,6 @@ class Sample:
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -183,7 +178,7 @@ class StoreWriter:
             self.manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "raw_dim": RAW_DIM, "splits": {}}
         if info:
             self.manifest.setdefault("info", {}).update(info)
-        _atomic_write_text(manifest, json.dumps(self.manifest, indent=2, ensure_ascii=False, sort_keys=True))
+        atomic_write_text(manifest, json.dumps(self.manifest, indent=2, ensure_ascii=False, sort_keys=True))
 
     def has_split(self, split: str) -> bool:
         return split in self.manifest["splits"] and (self.root / split / "index.jsonl").is_file()
@@ -196,7 +191,7 @@ class StoreWriter:
 
     def _record_split(self, split: str, entry: dict) -> None:
         self.manifest["splits"][split] = entry
-        _atomic_write_text(
+        atomic_write_text(
             self.root / MANIFEST, json.dumps(self.manifest, indent=2, ensure_ascii=False, sort_keys=True)
         )
 

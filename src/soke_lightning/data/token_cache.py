@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.io import atomic_write_json
+
 CACHE_FORMAT = "soke-token-cache"
 CACHE_VERSION = 1
 MANIFEST = "manifest.json"
@@ -31,12 +33,6 @@ MANIFEST = "manifest.json"
 
 class TokenCacheError(RuntimeError):
     """A token cache is missing, incomplete, or was made by another tokenizer."""
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def code_dtype(codebook_sizes: dict[str, int]) -> np.dtype:
@@ -94,7 +90,7 @@ class TokenCacheWriter:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         self.manifest["splits"][split] = {"samples": len(records), "steps": offset, "dtype": self.dtype.name}
-        _atomic_write_json(self.root / MANIFEST, self.manifest)
+        atomic_write_json(self.root / MANIFEST, self.manifest)
 
 
 @dataclass

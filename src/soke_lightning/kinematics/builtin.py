@@ -38,8 +38,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from soke_lightning.data.layout import RAW_DIM, RAW_SLICES, SMPLX_BODY_JOINTS, SMPLX_HAND_JOINTS
-from soke_lightning.kinematics import JointBackend, body_set, hand_set
+from soke_lightning.core.layout import RAW_DIM, RAW_SLICES, SMPLX_BODY_JOINTS, SMPLX_HAND_JOINTS
+from soke_lightning.kinematics.base import JointBackend, body_set, hand_set
 
 NUM_SKELETON_JOINTS = 55
 HAND_MEANS = ("relaxed", "flat")

@@ -1,4 +1,4 @@
-"""The SMPL-X joint backend: official frames -> the joints SOKE evaluates on (SOKE_SPEC §2.8, §6.1), exactly.
+"""The SMPL-X joint backend: official frames -> the joints SOKE evaluates on (docs/design.md §2.8, §6.1), exactly.
 
 Needs the ``smplx`` package (optional extra, non-commercial licence) and the user's SMPL-X model file. The layer
 is built once with SOKE's settings — neutral gender, ``use_pca=False``, ``flat_hand_mean=False`` (hand poses are
@@ -24,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-from soke_lightning.data.layout import FIXED_BETAS, RAW_DIM, RAW_SLICES
-from soke_lightning.kinematics import BODY_SET_NAMES, JointBackend
+from soke_lightning.core.layout import FIXED_BETAS, RAW_DIM, RAW_SLICES
+from soke_lightning.kinematics.base import BODY_SET_NAMES, JointBackend
 
 #: Environment variable naming the SMPL-X model directory (or file) when none is configured.
 ENV_VAR = "SOKE_SMPLX_DIR"
 NUM_SMPLX_JOINTS = 144
 
-#: SOKE_SPEC §6.1: (J-regressor rows, fingertip vertex) per finger in set order thumb, index, middle, ring, pinky.
+#: docs/evaluation.md §6.1: (J-regressor rows, fingertip vertex) per finger in set order thumb, index, middle, ring, pinky.
 HAND_REGRESSION: dict[str, tuple[int, tuple[tuple[tuple[int, int, int], int], ...]]] = {
     "left": (20, (((37, 38, 39), 5361), ((25, 26, 27), 4933), ((28, 29, 30), 5058), ((34, 35, 36), 5169),
                   ((31, 32, 33), 5286))),
@@ -76,7 +76,7 @@ class SmplxBackend(JointBackend):
             default ``$SOKE_SMPLX_DIR``.
         gender: model gender ("neutral" in SOKE).
         ext: model file extension ("npz"; "pkl" files need chumpy-free conversion first).
-        betas: "fixed" (SOKE's single shape vector, SOKE_SPEC §2.8) or "raw" (the frame's own shape values).
+        betas: "fixed" (SOKE's single shape vector, docs/design.md §2.8) or "raw" (the frame's own shape values).
         chunk_size: frames per layer call (bounds the vertex memory: ~125 kB per frame in float32).
     """
 

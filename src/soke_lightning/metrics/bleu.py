@@ -1,80 +1,60 @@
-"""Back-translation scores in SOKE's protocol (SOKE_SPEC §6.5): corpus BLEU-1..4 and ROUGE-L, ×100.
+"""Back-translation BLEU-1..4 / ROUGE-L per language as a torchmetrics Metric with sum states (DDP-exact).
 
-* BLEU-n: sacrebleu corpus BLEU with maximum n-gram order n (cumulative, so BLEU-4 is the usual BLEU), no
-  tokenisation (texts are compared as given, split on spaces), ``floor`` smoothing with value 0 and effective
-  order (orders without any n-gram in the hypotheses are left out), one reference per hypothesis.
-* ROUGE-L: per sentence the LCS F-measure of tf_seq2seq, ``F = (1 + β²) R P / (R + β² P)`` with
-  ``R = LCS / |ref|``, ``P = LCS / |hyp|``, ``β = P / R`` (and 1e-12 guards), averaged over sentences.
-* Languages whose registry entry has ``char_level_bleu`` (Chinese) are scored on characters: whitespace is
-  dropped and every remaining character becomes a token, for BLEU and ROUGE alike.
+:class:`BleuRougeStats` keeps, per language, the n-gram matches and totals, the hypothesis and reference lengths
+and the ROUGE-L sum, so scores reduced over ranks equal a single process's; they equal
+:func:`soke_lightning.metrics.functional.bleu.bleu_rouge` on the same sentences. Chinese is scored on characters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sacrebleu.metrics import BLEU
+import torch
+from torchmetrics import Metric
 
-from soke_lightning.data.languages import get_language
-
-__all__ = ["bleu_rouge", "rouge_l", "to_characters"]
-
-
-def to_characters(text: str) -> str:
-    """'我 爱你' -> '我 爱 你' (one token per non-space character)."""
-    return " ".join(ch for ch in text if not ch.isspace())
-
-
-def _lcs(a: Sequence[str], b: Sequence[str]) -> int:
-    prev = [0] * (len(b) + 1)
-    for x in a:
-        cur = [0]
-        for j, y in enumerate(b):
-            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
-        prev = cur
-    return prev[-1]
+from soke_lightning.core.languages import get_language
+from soke_lightning.metrics.functional.bleu import (
+    ngram_stats,
+    scores_from_stats,
+    sentence_rouge_l,
+    to_characters,
+)
 
 
-def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Mean sentence-level ROUGE-L F-measure (tf_seq2seq formula) ×100 over space-separated tokens."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    if not hypotheses:
-        raise ValueError("rouge_l needs at least one sentence")
-    total = 0.0
-    for hyp, ref in zip(hypotheses, references):
-        h, r = hyp.split(), ref.split()
-        if not h or not r:
-            continue  # F = 0
-        lcs = _lcs(r, h)
-        rec, prec = lcs / len(r), lcs / len(h)
-        beta = prec / (rec + 1e-12)
-        total += (1 + beta**2) * rec * prec / (rec + beta**2 * prec + 1e-12)
-    return 100.0 * total / len(hypotheses)
-
-
-def bleu_rouge(hypotheses: Sequence[str], references: Sequence[str], lang: str) -> dict[str, float]:
-    """Score back-translated sentences against the ground-truth texts of one language.
+class BleuRougeStats(Metric):
+    """Corpus BLEU-1..4 and ROUGE-L per language from sum states (DDP-correct; Chinese scored on characters).
 
     Args:
-        hypotheses: N back-translated sentences.
-        references: N reference sentences (the spoken-language texts of the test samples).
-        lang: language key ("asl", "csl", "dgs"); decides word or character level.
-
-    Returns:
-        {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}, all ×100.
+        languages: language keys, one group each.
     """
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references for language {lang!r}")
-    if get_language(lang).char_level_bleu:
-        hypotheses = [to_characters(h) for h in hypotheses]
-        references = [to_characters(r) for r in references]
-    else:
-        hypotheses, references = list(hypotheses), list(references)
-    out = {}
-    for n in range(1, 5):
-        scorer = BLEU(tokenize="none", smooth_method="floor", smooth_value=0.0, effective_order=True,
-                      max_ngram_order=n)
-        out[f"bleu{n}"] = scorer.corpus_score(hypotheses, [references]).score
-    out["rouge_l"] = rouge_l(hypotheses, references)
-    return out
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, languages: Sequence[str]):
+        super().__init__()
+        self.languages = list(languages)
+        g = len(self.languages)
+        self.add_state("stats", default=torch.zeros(g, 10, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("rouge", default=torch.zeros(g, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros(g, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, hypotheses: Sequence[str], references: Sequence[str], langs: Sequence[str]) -> None:
+        for hyp, ref, lang in zip(hypotheses, references, langs, strict=True):
+            if lang not in self.languages:
+                continue
+            if get_language(lang).char_level_bleu:
+                hyp, ref = to_characters(hyp), to_characters(ref)
+            g = self.languages.index(lang)
+            self.stats[g] += torch.tensor(ngram_stats(hyp, ref), dtype=torch.float64, device=self.stats.device)
+            self.rouge[g] += sentence_rouge_l(hyp, ref) / 100.0
+            self.count[g] += 1
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """{lang: {bleu1..4, rouge_l}} (×100) for every language with at least one sentence."""
+        out = {}
+        for g, lang in enumerate(self.languages):
+            if self.count[g] > 0:
+                out[lang] = scores_from_stats(self.stats[g].tolist(), 100.0 * float(self.rouge[g]),
+                                              float(self.count[g]))
+        return out

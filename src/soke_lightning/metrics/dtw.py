@@ -2,7 +2,7 @@
 
 Keys of :meth:`SignMotionMetrics.compute`: ``{prefix}{variant}/{language}/{part}`` with part in
 ``body``, ``lhand``, ``rhand``, ``hand`` (mean of the two hands) and ``avg``
-(joint-count-weighted: ``(12·body + 42·hand) / 54`` for SOKE's sets, SOKE_SPEC §6.4). Each value is the mean over
+(joint-count-weighted: ``(12·body + 42·hand) / 54`` for SOKE's sets; docs/evaluation.md). Each value is the mean over
 the test samples of that language of the per-sample DTW score (see
 :mod:`soke_lightning.metrics.functional.dtw` for the variants, formulas and units).
 
@@ -16,64 +16,17 @@ the same on any number of ranks.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from soke_lightning.data.languages import LANGUAGES
-from soke_lightning.metrics.functional.dtw import VARIANTS, dtw_joint_error
+from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.metrics.functional.dtw import VARIANTS
+from soke_lightning.metrics.functional.parts import JointPart, parts_from_joint_sets, score_parts
 
 __all__ = ["JointPart", "SignMotionMetrics", "parts_from_joint_sets", "name_hash"]
-
-
-@dataclass(frozen=True)
-class JointPart:
-    """How one part is scored on the backend's joints.
-
-    Attributes:
-        name: "body", "lhand", "rhand", ...
-        select: joints taken from the full skeleton first (None: all); the indices below refer to this selection.
-        align_index: joint of the root/wrist translation (DTW-JPE).
-        align_joints: joints the Procrustes fit uses (None: all selected).
-        eval_joints: joints the per-frame error averages over (None: all selected).
-    """
-
-    name: str
-    select: tuple[int, ...] | None
-    align_index: int = 0
-    align_joints: tuple[int, ...] | None = None
-    eval_joints: tuple[int, ...] | None = None
-
-    def num_eval_joints(self, total: int | None = None) -> int:
-        if self.eval_joints is not None:
-            return len(self.eval_joints)
-        if self.select is not None:
-            return len(self.select)
-        if total is None:
-            raise ValueError(f"part {self.name!r} evaluates all joints; pass the skeleton's joint count")
-        return total
-
-
-def parts_from_joint_sets(joint_sets: Mapping[str, Sequence[int]]) -> tuple[JointPart, ...]:
-    """SOKE's parts from a joint backend's ``joint_sets`` (SOKE_SPEC §6.1-6.2).
-
-    body: translate by joint 0 (pelvis) of the full skeleton, fit Procrustes on ``body_align`` (all joints),
-    score the ``body`` joints; lhand / rhand: select the 21 hand joints, translate by the wrist (their joint 0),
-    fit and score on all 21.
-    """
-    missing = [k for k in ("body", "lhand", "rhand") if k not in joint_sets]
-    if missing:
-        raise KeyError(f"joint_sets lacks {missing}; it has {sorted(joint_sets)}")
-    align = joint_sets.get("body_align")
-    return (
-        JointPart("body", None, 0, None if align is None else tuple(int(i) for i in align),
-                  tuple(int(i) for i in joint_sets["body"])),
-        JointPart("lhand", tuple(int(i) for i in joint_sets["lhand"])),
-        JointPart("rhand", tuple(int(i) for i in joint_sets["rhand"])),
-    )
 
 
 def name_hash(name: str) -> int:
@@ -147,38 +100,36 @@ class SignMotionMetrics(Metric):
         bad = sorted({lang for lang in langs if lang not in self.languages})
         if bad:
             raise KeyError(f"languages {bad} are not scored by this metric; it scores {list(self.languages)}")
-        scores = torch.empty(bsz, len(self.variants), len(self.parts), dtype=torch.float64, device=self.device)
-        for p, part in enumerate(self.parts):
-            pred, target = pred_joints, target_joints
-            if part.select is not None:
-                pred, target = pred[:, :, list(part.select)], target[:, :, list(part.select)]
-            for v, variant in enumerate(self.variants):
-                kw = dict(VARIANTS[variant])
-                if kw["align"] == "procrustes":
-                    kw["align_joints"] = part.align_joints
-                kw["align_index"] = part.align_index
-                scores[:, v, p] = dtw_joint_error(pred, target, pred_lengths, target_lengths,
-                                                  eval_joints=part.eval_joints, engine=self.engine, **kw).to(
-                    self.device)
+        scores = score_parts(pred_joints, target_joints, pred_lengths, target_lengths, self.parts, self.variants,
+                             self.engine).to(self.device)
         self.score.append(scores)
         self.key.append(torch.tensor([name_hash(n) for n in names], dtype=torch.int64, device=self.device))
         self.lang.append(torch.tensor([self.languages.index(lang) for lang in langs], dtype=torch.int64,
                                       device=self.device))
 
-    def _unique_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def per_sample(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every sample scored so far, each once (DDP padding repeats dropped), in name-hash order.
+
+        Returns:
+            (name hashes [N] (:func:`name_hash` of each sample's name), language indices [N] into
+            :attr:`languages`, scores [N, V, P] float64 per variant and part).
+        """
+        if (isinstance(self.key, list) and not self.key) or (torch.is_tensor(self.key) and self.key.numel() == 0):
+            empty = torch.zeros(0, dtype=torch.int64, device=self.device)
+            return empty, empty, torch.zeros(0, len(self.variants), len(self.parts), dtype=torch.float64)
         keys, langs, scores = dim_zero_cat(self.key), dim_zero_cat(self.lang), dim_zero_cat(self.score)
         order = torch.argsort(keys, stable=True)
         keys = keys[order]
         first = torch.ones_like(keys, dtype=torch.bool)
         first[1:] = keys[1:] != keys[:-1]
         keep = order[first]
-        return langs[keep], scores[keep]
+        return keys[first], langs[keep], scores[keep]
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Mean score per variant × language × part (languages without samples are left out)."""
-        if (isinstance(self.key, list) and not self.key) or (torch.is_tensor(self.key) and self.key.numel() == 0):
+        keys, langs, scores = self.per_sample()
+        if keys.numel() == 0:
             return {}
-        langs, scores = self._unique_rows()
         names = [p.name for p in self.parts]
         out: dict[str, torch.Tensor] = {}
         for li, lang in enumerate(self.languages):

@@ -1,7 +1,7 @@
-"""`soke import-official`: convert the official SOKE tokenizer checkpoint (and mean.pt / std.pt) into ours.
+"""Convert the official SOKE tokenizer checkpoint (and mean.pt / std.pt) into ours (behind `soke import-official`).
 
 The official Lightning checkpoint keeps the three part VQ-VAEs under ``vae.`` (body), ``hand_vae.`` (left hand) and
-``rhand_vae.`` (right hand) with the key layout of docs/OFFICIAL_FORMATS.md; our module names are the same below
+``rhand_vae.`` (right hand) with the key layout described in docs/formats.md; our module names are the same below
 ``vaes.<part>.``, so the conversion is a strict one-to-one rename: every official tokenizer key is used, none of
 ours is missing, every shape is checked, and any mismatch is listed in the error. Entries outside the three prefixes
 (loss buffers ``_losses.*``, an LM) are reported and ignored. The official file has no EMA statistics, so the
@@ -10,19 +10,17 @@ imported quantizers are marked initialised (EMA state = codebook): a later train
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-from pathlib import Path
 
 import torch
 
 from soke_lightning.data.normalization import Normalizer, load_stats
-from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
+from soke_lightning.models.tokenizer import SignTokenizer
 
 log = logging.getLogger(__name__)
 
-#: Official state-dict prefix -> our part name (SOKE_SPEC §3, OFFICIAL_FORMATS.md).
+#: Official state-dict prefix -> our part name (docs/design.md §3, docs/formats.md).
 OFFICIAL_PREFIXES: dict[str, str] = {"vae.": "body", "hand_vae.": "lhand", "rhand_vae.": "rhand"}
 #: Our per-part quantizer buffers that the official file does not have (filled by ``mark_initialised``).
 _DERIVED = ("quantizer.ema_sum", "quantizer.ema_count", "quantizer.initialised", "quantizer.num_updates")
@@ -57,7 +55,7 @@ def infer_config(state: dict[str, torch.Tensor], source: str = "<checkpoint>") -
         width = body["encoder.model.0.weight"].shape[0]
         codebook = body["quantizer.codebook"]
     except KeyError as err:
-        raise OfficialFormatError(f"{source}: missing key 'vae.{err.args[0]}' (see OFFICIAL_FORMATS.md)") from None
+        raise OfficialFormatError(f"{source}: missing key 'vae.{err.args[0]}' (see docs/formats.md)") from None
     down_t = sum(1 for k in body if k.startswith("encoder.model.") and k.endswith(".0.weight")
                  and k.count(".") == 4)
     depth = len({k.split(".")[5] for k in body if k.startswith("encoder.model.2.1.model.")})
@@ -93,7 +91,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], tokenizer: SignTokenizer,
     missing = [k for k in ours if k not in out and not k.endswith(_DERIVED) and not k.startswith("normalizer.")]
     if unused or missing or shape_errors:
         raise OfficialFormatError(
-            f"{source} does not match the official tokenizer layout (OFFICIAL_FORMATS.md):\n"
+            f"{source} does not match the official tokenizer layout (docs/formats.md):\n"
             f"  unused official keys ({len(unused)}): {unused[:20]}\n"
             f"  missing keys ({len(missing)}): {missing[:20]}\n"
             f"  shape mismatches ({len(shape_errors)}): {shape_errors[:20]}"
@@ -123,24 +121,3 @@ def import_official(tokenizer_ckpt: str | os.PathLike, stats: str | os.PathLike 
         mean, std = load_stats(stats)
         tokenizer.normalizer = Normalizer(mean, std)
     return tokenizer.eval()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tokenizer", required=True, help="official tokenizer checkpoint (Lightning .ckpt)")
-    parser.add_argument("--out", required=True, help="our tokenizer checkpoint to write")
-    parser.add_argument("--stats", default=None,
-                        help="directory with the official mean.pt / std.pt (or our normalization.pt) to bake in")
-
-
-def run(args: argparse.Namespace) -> int:
-    tokenizer = import_official(args.tokenizer, args.stats)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_checkpoint(out)
-    sizes = ", ".join(f"{p} {n}" for p, n in tokenizer.codebook_sizes.items())
-    print(f"wrote {out}: width {tokenizer.config['width']}, codebooks {sizes}, "
-          f"statistics {'from ' + str(args.stats) if args.stats else 'NOT included (identity)'}")
-    print(f"tokenizer hash {tokenizer_hash(tokenizer)}")
-    if args.stats is None:
-        print("note: pass --stats DIR_WITH_mean.pt_std.pt so the checkpoint can denormalise its reconstructions")
-    return 0

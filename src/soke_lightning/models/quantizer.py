@@ -1,4 +1,4 @@
-"""EMA vector quantizer with dead-code reset (SOKE_SPEC §3.2), with the reference's flaws fixed (§9 item 11).
+"""EMA vector quantizer with dead-code reset (docs/design.md §3.2), with the reference's flaws fixed (docs/faithfulness.md §9 item 11).
 
 * Every piece of state is a registered buffer (``codebook``, ``ema_sum``, ``ema_count``, ``initialised``,
   ``num_updates``), so a checkpoint restores it and resuming never re-initialises a codebook.

@@ -1,5 +1,5 @@
 """SignMBart: an unmodified mBART (``self.mbart``) extended with motion tokens, trained and decoded with
-SOKE's multi-head scheme (SOKE_SPEC §4.5-4.7, §4.9) or the flattened / parallel baselines (§4.11).
+SOKE's multi-head scheme (docs/design.md §4.5-4.7, §4.9) or the flattened / parallel baselines (§4.11).
 
 Vocabulary layout (the contract with :class:`~soke_lightning.models.text_tokenizer.TextTokenizer`): text
 vocabulary ``[0, V)``, then the target tags, then every code of every part
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.models.generation import (
     GenerationConfig,
     GenerationResult,
@@ -112,7 +112,7 @@ class SignMBart(nn.Module):
         embed_scale_fused: multiply fused inputs by √d_model like normal tokens (when ``scale_embedding``;
             transformers >= 4.43 behaviour). False reproduces the unscaled fused inputs of transformers <= 4.40.
         ignore_pad_in_loss: True: padding positions are not targets. False: the reference's training on
-            ``<pad>`` after the tag (SOKE_SPEC §4.5).
+            ``<pad>`` after the tag (docs/design.md §4.5).
         separate_heads: one trainable projection per part over its head vocabulary (initialised from the
             tied ``lm_head`` rows) instead of masks over the one ``lm_head``.
         mean_resizing: initialise the new embedding rows with the mean/covariance of the old ones
@@ -260,7 +260,7 @@ class SignMBart(nn.Module):
         return F.embedding(ids, self.mbart.get_input_embeddings().weight) * self.embed_scale
 
     def embed_fused(self, ids: torch.Tensor) -> torch.Tensor:
-        """[..., P] ids -> [..., D]: (1-(P-1)λ)·E(ids[..., 0]) + λ·Σ_p>0 E(ids[..., p]) (SOKE_SPEC §4.6)."""
+        """[..., P] ids -> [..., D]: (1-(P-1)λ)·E(ids[..., 0]) + λ·Σ_p>0 E(ids[..., p]) (docs/design.md §4.6)."""
         table = self.mbart.get_input_embeddings().weight
         fused = (F.embedding(ids, table) * self.fusion_weights.to(table.dtype)[:, None]).sum(-2)
         return fused * (self.embed_scale if self.embed_scale_fused else 1.0)

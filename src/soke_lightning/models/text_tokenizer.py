@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.core.languages import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -337,3 +338,20 @@ class TextTokenizer:
             input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             attention_mask[i, : len(row)] = 1
         return SourceBatch(input_ids, attention_mask, attention_mask.sum(1))
+
+
+def tokenizer_files(tokenizer: TextTokenizer) -> dict[str, bytes]:
+    """The files :meth:`TextTokenizer.save` writes, as ``{name: bytes}`` (stored inside checkpoints)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save(tmp)
+        return {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+
+
+def tokenizer_from_files(files: dict[str, bytes], source: str = "a stage-2 checkpoint") -> TextTokenizer:
+    """Rebuild a :class:`TextTokenizer` from :func:`tokenizer_files` output (``source`` names it in errors)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        tokenizer = TextTokenizer.from_pretrained(tmp)
+    tokenizer.source = source
+    return tokenizer

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from soke_lightning.data.layout import get_layout
+from soke_lightning.core.layout import get_layout
 from soke_lightning.data.normalization import Normalizer
+from soke_lightning.models.generation import GenerationResult
 from soke_lightning.models.vqvae import VQVAE, VQVAEConfig, VQVAEOutput, code_lengths
 
 CHECKPOINT_KEY = "soke_tokenizer"
 CHECKPOINT_FORMAT = 1
-#: SOKE's codebook sizes (SOKE_SPEC §3.1); the coupled baseline uses one codebook of 512.
+#: SOKE's codebook sizes (docs/design.md §3.1); the coupled baseline uses one codebook of 512.
 DEFAULT_CODEBOOKS: dict[str, dict[str, int]] = {"soke": {"body": 96, "lhand": 192, "rhand": 192},
                                                 "coupled": {"all": 512}}
 #: Quantizer state that only matters for training; excluded from :func:`tokenizer_hash`.
@@ -198,3 +199,35 @@ def tokenizer_hash(source: str | os.PathLike | SignTokenizer) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
     return digest.hexdigest()
+
+
+def decode_streams(tokenizer: SignTokenizer, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generated codes -> normalised features, one sample and part at a time (docs/design.md §4.10).
+
+    Each part with >= 2 codes is decoded on its own (batching zero-padded codes would change the frames near the
+    end: the decoder's receptive field reaches past them); a part with 0-1 codes is the mean pose (zeros). Every
+    stream is padded by repeating its last frame up to ``rate x`` the sample's longest part (at least one step).
+
+    Returns:
+        (features [B, T_max, 133] normalised and zero-padded, lengths [B] frames).
+    """
+    rate = tokenizer.downsample_rate
+    part_lengths = result.part_lengths.cpu()
+    lengths = (part_lengths.max(-1).values.clamp(min=1) * rate).long()
+    device = next(tokenizer.parameters()).device
+    dims = {p.name: p.dim for p in tokenizer.layout.parts}
+    out = torch.zeros(len(lengths), int(lengths.max()) if len(lengths) else 0, tokenizer.feature_dim, device=device)
+    for b in range(len(lengths)):
+        frames = int(lengths[b])
+        streams = {}
+        for p, name in enumerate(tokenizer.parts):
+            n = int(part_lengths[b, p])
+            if n >= 2:
+                x = tokenizer.part(name).decode(result.codes[b, :n, p][None].to(device))[0]
+                if x.shape[0] < frames:
+                    x = torch.cat([x, x[-1:].expand(frames - x.shape[0], -1)])
+            else:
+                x = torch.zeros(frames, dims[name], device=device)
+            streams[name] = x[:frames]
+        out[b, :frames] = tokenizer.layout.merge(streams)
+    return out, lengths

@@ -1,6 +1,6 @@
-"""The 1-D convolutional VQ-VAE of one motion stream (SOKE_SPEC §3.1), every size configurable.
+"""The 1-D convolutional VQ-VAE of one motion stream (docs/design.md §3.1), every size configurable.
 
-Module names follow the official key layout (docs/OFFICIAL_FORMATS.md) so an official checkpoint maps one-to-one:
+Module names follow the official key layout (docs/formats.md) so an official checkpoint maps one-to-one:
 ``encoder.model.{0..}``, ``decoder.model.{0..}``, ``quantizer.codebook``. Input and output are channels-last
 ``[B, T, C]``; T must be a multiple of ``stride_t ** down_t`` (4 for SOKE).
 """
@@ -80,7 +80,7 @@ class Resnet1D(nn.Module):
 
 @dataclass
 class VQVAEConfig:
-    """Sizes of one part VQ-VAE (defaults: SOKE's body tokenizer, SOKE_SPEC §3.1).
+    """Sizes of one part VQ-VAE (defaults: SOKE's body tokenizer, docs/design.md §3.1).
 
     Attributes:
         in_dim: features of the stream (body 43, hand 45, coupled 133).

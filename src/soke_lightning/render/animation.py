@@ -389,7 +389,7 @@ def gif_palette() -> Image.Image:
     return palette
 
 
-def _write_gif(images: list[Image.Image], path: Path, fps: float) -> None:
+def write_gif(images: list[Image.Image], path: Path, fps: float) -> None:
     # One fixed palette for all frames: no flicker, exact backgrounds, and Pillow stores only changed regions.
     palette = gif_palette()
     frames = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
@@ -443,7 +443,7 @@ def render_animation(sequences: Sequence, bones: Sequence[tuple[int, int]], out_
             path = path.with_suffix(".gif")
             log.warning("cannot write MP4 (%s: %s); install imageio-ffmpeg. Writing %s instead.",
                         type(err).__name__, err, path)
-    _write_gif(images, path, fps)
+    write_gif(images, path, fps)
     return path
 
 

@@ -1,7 +1,7 @@
 """Files users take away: SMPL-X parameters (.npz), pose-format skeletons (.pose) and BVH animations (.bvh).
 
 * :func:`export_smplx_npz` / :func:`load_smplx_npz`: the official 179-d frames split into their SMPL-X keys
-  (``smplx_root_pose`` [T, 3], ``smplx_body_pose`` [T, 63], ...; SOKE_SPEC §2.2, hand poses relative to the mean
+  (``smplx_root_pose`` [T, 3], ``smplx_body_pose`` [T, 63], ...; docs/design.md §2.2, hand poses relative to the mean
   hand as with ``flat_hand_mean=False``), the whole ``raw`` [T, 179], optional ``joints`` [T, J, 3] (metres) and
   ``joint_names``, plus ``fps``, ``text``, ``lang`` and ``name``. Readable with ``np.load`` (no pickle).
 * :func:`export_pose` / :func:`read_pose`: a ``pose_format.Pose`` with the MediaPipe Holistic component names and
@@ -18,17 +18,16 @@ never sees a half-written file.
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from soke_lightning.data.layout import RAW_DIM, RAW_KEYS, RAW_SLICES
+from soke_lightning.core.io import atomic_write
+from soke_lightning.core.layout import RAW_DIM, RAW_KEYS, RAW_SLICES
+from soke_lightning.kinematics.builtin import axis_angle_to_matrix
 
 #: MediaPipe Pose landmark names (``mediapipe.solutions.holistic.PoseLandmark`` order), as in Holistic .pose files.
 MEDIAPIPE_BODY_POINTS: tuple[str, ...] = (
@@ -66,7 +65,7 @@ POSE_COMPONENTS: tuple[str, ...] = ("POSE_LANDMARKS", "LEFT_HAND_LANDMARKS", "RI
 _LIMB_COLOURS = {"POSE_LANDMARKS": (70, 70, 80), "LEFT_HAND_LANDMARKS": (230, 85, 13),
                  "RIGHT_HAND_LANDMARKS": (33, 113, 181)}
 
-#: MediaPipe body point -> (joint set, position in that set) of our backends (SOKE_SPEC §6.1 set orders).
+#: MediaPipe body point -> (joint set, position in that set) of our backends (docs/evaluation.md §6.1 set orders).
 _BODY_FROM_SETS: dict[str, tuple[str, int]] = {
     "LEFT_SHOULDER": ("body", 1), "RIGHT_SHOULDER": ("body", 2), "LEFT_ELBOW": ("body", 3),
     "RIGHT_ELBOW": ("body", 4), "LEFT_WRIST": ("body", 5), "RIGHT_WRIST": ("body", 6), "LEFT_EAR": ("body", 7),
@@ -77,25 +76,6 @@ _BODY_FROM_SETS: dict[str, tuple[str, int]] = {
 }
 #: MediaPipe body points taken by joint name when the backend has them (not in any SOKE joint set).
 _BODY_FROM_NAMES: dict[str, str] = {"LEFT_HIP": "left_hip", "RIGHT_HIP": "right_hip"}
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        # mkstemp creates the file 0600; give it the permissions a plain open() would (0666 minus the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _numpy(x, name: str, dtype=np.float32) -> np.ndarray:
@@ -111,7 +91,7 @@ def _check_raw(raw_frames, where: str) -> np.ndarray:
     raw = _numpy(raw_frames, "raw_frames")
     if raw.ndim != 2 or raw.shape[1] != RAW_DIM:
         raise ValueError(f"{where}: raw_frames must be official frames [T, {RAW_DIM}], got shape {raw.shape}; "
-                         f"turn denormalised 133-d features into them with soke_lightning.data.layout.features_to_raw")
+                         f"turn denormalised 133-d features into them with soke_lightning.core.layout.features_to_raw")
     return raw
 
 
@@ -158,7 +138,7 @@ def export_smplx_npz(path, raw_frames, *, fps: float, text: str = "", lang: str 
         joint_names: optional J names of those joints (``backend.joint_names``).
 
     Returns:
-        The path written. Keys: the seven official keys of :data:`~soke_lightning.data.layout.RAW_KEYS`, ``raw``,
+        The path written. Keys: the seven official keys of :data:`~soke_lightning.core.layout.RAW_KEYS`, ``raw``,
         ``fps``, ``text``, ``lang``, ``name`` and, when given, ``joints`` / ``joint_names``.
     """
     raw = _check_raw(raw_frames, f"export_smplx_npz({path})")
@@ -174,7 +154,7 @@ def export_smplx_npz(path, raw_frames, *, fps: float, text: str = "", lang: str 
             raise ValueError(f"export_smplx_npz({path}): joint_names needs joints with one name per joint; got "
                              f"{len(joint_names)} names for joints {None if joints is None else joints.shape}")
         arrays["joint_names"] = np.asarray(list(joint_names), dtype=np.str_)
-    return _atomic_write(path, lambda f: np.savez(f, **arrays))
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_smplx_npz(path) -> SmplxMotion:
@@ -316,7 +296,7 @@ def export_pose(path, joints, *, joint_sets: Mapping[str, Sequence[int]], fps: f
         The path written.
     """
     pose = pose_from_joints(joints, joint_sets=joint_sets, fps=fps, joint_names=joint_names, canvas=canvas)
-    return _atomic_write(path, pose.write)
+    return atomic_write(path, pose.write)
 
 
 def read_pose(path, canvas: PoseCanvas = PoseCanvas()) -> PoseJoints:
@@ -395,8 +375,6 @@ def export_bvh(path, raw_frames, backend, *, fps: float, unit: str = "cm") -> Pa
     Returns:
         The path written.
     """
-    from soke_lightning.kinematics.builtin import axis_angle_to_matrix
-
     if unit not in _BVH_UNITS:
         raise ValueError(f"export_bvh: unit must be one of {sorted(_BVH_UNITS)}, got {unit!r}")
     if fps <= 0:
@@ -443,7 +421,7 @@ def export_bvh(path, raw_frames, backend, *, fps: float, unit: str = "cm") -> Pa
     for t in range(raw.shape[0]):
         lines.append(fmt(np.concatenate([root_position, euler[t, order].reshape(-1)])))
     text = "\n".join(lines) + "\n"
-    return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 __all__ = [

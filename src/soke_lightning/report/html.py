@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.languages import LANGUAGES
+
 INPUTS_FILE = "report_inputs.json"
 INPUTS_FORMAT = "soke-report-inputs/1"
 #: Tokens of a logged key that name a language group or a part (the rest names the metric).
@@ -192,8 +194,6 @@ def error_figure(systems: Mapping[str, list[dict]], metric: str) -> str:
 
 def render_html(inputs: Mapping, base_dir: str | Path = ".") -> str:
     """The report page of ``inputs`` (the :data:`INPUTS_FILE` contract); relative GIF paths from ``base_dir``."""
-    from soke_lightning.data.languages import LANGUAGES
-
     if inputs.get("format") != INPUTS_FORMAT:
         raise ValueError(f"report inputs: format is {inputs.get('format')!r}, expected {INPUTS_FORMAT!r}; write them "
                          f"with `soke report RUN_DIR --collect ...`")

@@ -1,4 +1,4 @@
-"""Retrieval (SOKE_SPEC §5): sign dictionaries bound to a tokenizer, matchers for arbitrary text, prompt building.
+"""Retrieval (docs/design.md §5): sign dictionaries bound to a tokenizer, matchers for arbitrary text, prompt building.
 
 ``soke dict build | import | match | info`` (:mod:`.cli`) makes and inspects dictionaries;
 :class:`soke_lightning.callbacks.retrieval.RetrievalCallback` injects the prompts during training and evaluation.

@@ -1,4 +1,4 @@
-"""Sign dictionaries for retrieval: word -> one or more per-part code sequences, per language (SOKE_SPEC §5.1).
+"""Sign dictionaries for retrieval: word -> one or more per-part code sequences, per language (docs/design.md §5.1).
 
 A :class:`SignDictionary` is tied to ONE stage-1 tokenizer: its codes only mean something to the tokenizer that
 produced them, so the file records that tokenizer's hash (:func:`soke_lightning.models.tokenizer.tokenizer_hash`)
@@ -39,7 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
-from soke_lightning.data.languages import LANGUAGES
+from soke_lightning.core.io import atomic_write_json
+from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.data.encoding import encode_dataset
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,7 @@ DICT_FORMAT = "soke-sign-dictionary"
 DICT_VERSION = 1
 #: Hash of a dictionary imported from word2code.json without naming the tokenizer its codes belong to.
 OFFICIAL_IMPORT_HASH = "official-import"
-#: Parts and codebook sizes of the official DETO tokenizer (SOKE_SPEC §3.1), used to validate official imports.
+#: Parts and codebook sizes of the official DETO tokenizer (docs/design.md §3.1), used to validate official imports.
 OFFICIAL_PARTS = ("body", "lhand", "rhand")
 OFFICIAL_CODEBOOK_SIZES = {"body": 96, "lhand": 192, "rhand": 192}
 
@@ -70,13 +72,6 @@ def normalize_word(word: str) -> str:
 def has_cjk(word: str) -> bool:
     """True when ``word`` contains a CJK ideograph (the official dictionary's Chinese section)."""
     return _CJK.search(word) is not None
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -272,7 +267,7 @@ class SignDictionary:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the dictionary to ``path`` (JSON) atomically."""
         path = Path(path)
-        _atomic_write_json(path, self.to_json())
+        atomic_write_json(path, self.to_json(), compact=True)
         self.path = path
         return path
 
@@ -403,8 +398,6 @@ def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: in
         The dictionary; the codes of each sample are exactly ``tokenizer.encode`` of that sample alone.
     """
     import torch
-
-    from soke_lightning.stages.encode import encode_dataset
 
     device = device or torch.device("cpu")
     out = SignDictionary(tokenizer_hash, tuple(tokenizer.parts), dict(tokenizer.codebook_sizes), info=dict(info or {}))

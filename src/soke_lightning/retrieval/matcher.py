@@ -1,6 +1,6 @@
 """Retrieval for arbitrary text: find dictionary words in a sentence and spell them into the encoder prompt.
 
-SOKE only shipped pre-computed keyword lists per sample name (SOKE_SPEC §5.2), so new text could not be
+SOKE only shipped pre-computed keyword lists per sample name (docs/design.md §5.2), so new text could not be
 served. Two matchers:
 
 * ``words`` (default): only the input language's entries are searched. English / German: the text is split into
@@ -60,7 +60,8 @@ from typing import Literal
 
 import numpy as np
 
-from soke_lightning.data.languages import get_language
+from soke_lightning.core.languages import LANGUAGES, get_language
+from soke_lightning.models.text_tokenizer import motion_string
 from soke_lightning.retrieval.dictionary import SignDictionary
 
 #: Spoken languages written without spaces: segmented into characters and matched against the dictionary.
@@ -287,7 +288,7 @@ class WordMatcher:
 
 
 class SokeSubstringMatcher:
-    """SOKE's matcher (SOKE_SPEC §5.2): raw lower-cased substring hits of every key, stable-sorted longest first.
+    """SOKE's matcher (docs/design.md §5.2): raw lower-cased substring hits of every key, stable-sorted longest first.
 
     Args:
         dictionary: the sign dictionary.
@@ -338,7 +339,7 @@ def get_matcher(name: str, dictionary: SignDictionary, inflection: Inflection = 
 
 # ---------------------------------------------------------------------------------------------------- prompt
 def subsample_codes(codes: np.ndarray, max_steps: int | None) -> np.ndarray:
-    """Keep ``floor(linspace(0, L-1, max_steps))`` of the L steps when L > max_steps (SOKE_SPEC §5.3)."""
+    """Keep ``floor(linspace(0, L-1, max_steps))`` of the L steps when L > max_steps (docs/design.md §5.3)."""
     if max_steps is None or len(codes) <= max_steps:
         return codes
     if max_steps < 1:
@@ -379,9 +380,7 @@ def retrieve(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | N
 
 
 def format_prompt(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str]) -> str:
-    """``text`` + ``separator(i) + motion tokens`` for every entry (SOKE_SPEC §5.3)."""
-    from soke_lightning.models.text_tokenizer import motion_string
-
+    """``text`` + ``separator(i) + motion tokens`` for every entry (docs/design.md §5.3)."""
     separator = get_language(lang).retrieval_separator
     return text + "".join(separator.format(i=i) + motion_string(e.codes, parts) for i, e in enumerate(entries, 1))
 
@@ -392,8 +391,6 @@ def separator_texts(max_entries: int = 10) -> list[str]:
     A text tokenizer trained only on the corpus sentences may lack the separators' characters (digits, 关键词) and
     turn them into ``<unk>``, losing the entry index; add these strings to its training texts.
     """
-    from soke_lightning.data.languages import LANGUAGES
-
     return [lang.retrieval_separator.format(i=i) for lang in LANGUAGES.values() for i in range(1, max_entries + 1)]
 
 

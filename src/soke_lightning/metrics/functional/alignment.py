@@ -1,7 +1,7 @@
 """Frame alignments for joint-error metrics: root translation and similarity Procrustes (Umeyama), in bulk.
 
 Conventions: joints are ``[..., J, 3]`` in metres; the *source* (prediction) is moved onto the *target*
-(ground truth), as in SOKE's evaluation (SOKE_SPEC §6.2, §12).
+(ground truth), as in SOKE's evaluation (docs/evaluation.md §6.2, docs/faithfulness.md §12).
 
 Similarity Procrustes of a source frame ``x`` onto a target frame ``y`` fitted on a joint set ``A``:
 centre both on their centroids over ``A`` (``x̄``, ``ȳ``), cross-covariance ``S = Σ_{k∈A} x_k y_kᵀ``, the

@@ -1,6 +1,6 @@
 """Batched dynamic time warping over joint sequences: the core of DTW-JPE, DTW-PA-JPE and DTW-MJE.
 
-DTW between a prediction ``x`` (T̂ frames) and a target ``y`` (T frames), SOKE_SPEC §6.3:
+DTW between a prediction ``x`` (T̂ frames) and a target ``y`` (T frames), docs/evaluation.md §6.3:
 
     D[i, j] = c(x_i, y_j) + min(D[i-1, j-1], D[i-1, j], D[i, j-1]),   D[0, 0] = c(x_0, y_0), no window,
 

@@ -1,0 +1,138 @@
+"""The `soke` command: LightningCLI subcommands (fit/validate/test/predict) plus one module per tool verb.
+
+Every command lives in ``cli/<verb>.py`` (``soke dict`` in ``cli/dict.py``): a module with ``add_arguments(parser)``
+and ``run(args) -> int | None`` that parses, calls a pipeline and prints. This registry imports a command's module
+only when it runs, so `soke --help` stays fast; it is the one place in the package with lazy imports of our own
+modules (see docs/design.md, "Layers").
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+LIGHTNING_SUBCOMMANDS: dict[str, str] = {
+    "fit": "train a stage from experiment YAML (`soke fit --config experiments/stage1/demo.yaml`)",
+    "validate": "run the validation loop of a config/checkpoint",
+    "test": "run the test loop (metrics per language and part)",
+    "predict": "run prediction (generation / reconstruction) with a config/checkpoint",
+}
+
+#: name -> (module, one-line help). Order is the order shown by `soke --help`.
+TOOLS: dict[str, tuple[str, str]] = {
+    "synth": ("soke_lightning.cli.synth", "generate the embedded SynthSign corpus"),
+    "prepare": ("soke_lightning.cli.prepare", "convert an official corpus (How2Sign, CSL-Daily, Phoenix) to a store"),
+    "data": ("soke_lightning.cli.data", "inspect packed stores (`soke data info STORE`), compute normalisation stats"),
+    "baselines": ("soke_lightning.cli.baselines", "score the mean-pose and dictionary baselines"),
+    "render": ("soke_lightning.cli.render", "render samples of a store as skeleton animations (GIF)"),
+    "encode": ("soke_lightning.cli.encode", "export token codes of every sample with a trained tokenizer"),
+    "import-official": ("soke_lightning.cli.import_official", "convert the official SOKE tokenizer checkpoint"),
+    "generate": ("soke_lightning.cli.generate", "text -> sign motion (.npz, joints, GIF) with a stage-2 checkpoint"),
+    "dict": ("soke_lightning.cli.dict", "sign dictionaries for retrieval: build / import / match / info"),
+    "sweep": ("soke_lightning.cli.sweep", "run a wandb-format sweep locally (grid / random), resumable"),
+    "backtranslate": ("soke_lightning.cli.backtranslate", "sign -> text back-translation and B-T BLEU/ROUGE"),
+    "report": ("soke_lightning.cli.report", "write a self-contained HTML evaluation report of a run"),
+}
+
+
+def _available_tools() -> dict[str, tuple[str, str]]:
+    """Tools whose module exists in this checkout (a tool arrives with its issue).
+
+    Checked on the file system: importing the packages would pull in torch and make `soke --help` slow.
+    """
+    root = Path(__file__).resolve().parent.parent
+
+    def exists(module: str) -> bool:
+        rel = Path(*module.split(".")[1:])
+        return (root / rel).with_suffix(".py").is_file() or (root / rel / "__init__.py").is_file()
+
+    return {n: t for n, t in TOOLS.items() if exists(t[0])}
+
+
+def _main_help() -> str:
+    lines = [
+        "usage: soke <command> [options]",
+        "",
+        "soke-lightning: SOKE (Signs as Tokens) multilingual text -> 3D sign-language motion.",
+        "",
+        "Training and evaluation (LightningCLI; `soke fit --help` lists every option):",
+    ]
+    lines += [f"  {name:<16}{text}" for name, text in LIGHTNING_SUBCOMMANDS.items()]
+    lines += ["", "Tools (`soke <tool> --help` for options):"]
+    lines += [f"  {name:<16}{text}" for name, (_, text) in _available_tools().items()]
+    lines += [
+        "",
+        "Environment: HF_HUB_OFFLINE defaults to 1, WANDB_MODE to offline;",
+        "SOKE_DATA_ROOT / SOKE_SMPLX_DIR point at user data (see README).",
+    ]
+    return "\n".join(lines)
+
+
+def run_lightning(argv: list[str]) -> int:
+    """Run a LightningCLI subcommand with OmegaConf interpolation resolved after merging configs."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from soke_lightning.cli.lightning import SokeCLI  # lazy: `soke --help` must not import torch
+
+    try:
+        # From the console script LightningCLI reads sys.argv itself (passing both makes it warn).
+        SokeCLI(args=None if argv == sys.argv[1:] else argv)
+    except InterpolationResolutionError as err:
+        # An unset ${oc.env:...} in a config: say which variable, not a traceback.
+        print(f"soke {argv[0]}: a config value could not be resolved: {err}\n"
+              "Set the environment variable it names (SOKE_DATA_ROOT, SOKE_STATS_DIR, SOKE_SYNTHSIGN; see README) "
+              "or override the value on the command line (e.g. --data.stores '[path]').", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    module_name, text = TOOLS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"soke {name}", description=module.__doc__ or text,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = module.run(args)
+    return int(result or 0)
+
+
+def _configure_logging(level: str) -> None:
+    """Our loggers print through one handler; Lightning keeps its own (a root handler would print its lines twice)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    package = logging.getLogger("soke_lightning")
+    package.handlers[:] = [handler]
+    package.setLevel(level)
+    package.propagate = False
+    # Lightning's own deprecation noise about torch internals is not actionable for users.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `soke` console script."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("WANDB_MODE", "offline")
+    _configure_logging(os.environ.get("SOKE_LOG_LEVEL", "INFO"))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_main_help())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in LIGHTNING_SUBCOMMANDS:
+        return run_lightning(argv)
+    tools = _available_tools()
+    if command in tools:
+        return run_tool(command, rest)
+    print(f"soke: unknown command {command!r}. Valid: {', '.join([*LIGHTNING_SUBCOMMANDS, *tools])}",
+          file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Stage-1 reconstruction metrics as torchmetrics Metrics with sum states (DDP-exact).
+
+:class:`CodeHistogram` counts the codes of one part over an epoch and computes perplexity and usage;
+:class:`GroupedFrameMean` averages per-frame joint errors (from
+:func:`soke_lightning.metrics.functional.reconstruction.joint_errors`) per group (language) and metric.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics import Metric
+
+from soke_lightning.models.quantizer import histogram_stats
+
+#: Joint-error metrics of the tokenizer, in millimetres.
+JOINT_METRICS: tuple[str, ...] = ("mpjpe_body", "mpjpe_pa_body", "mpjpe_hand", "mpjpe_pa_hand")
+
+
+class CodeHistogram(Metric):
+    """Code histogram of one part over an epoch (sum state: DDP-correct); computes (perplexity, usage)."""
+
+    full_state_update = False
+
+    def __init__(self, num_codes: int):
+        super().__init__()
+        self.add_state("counts", default=torch.zeros(num_codes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, codes: torch.Tensor) -> None:
+        self.counts += torch.bincount(codes.reshape(-1), minlength=self.counts.numel()).to(self.counts.dtype)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return histogram_stats(self.counts)
+
+
+class GroupedFrameMean(Metric):
+    """Per-group means of per-frame errors: sum states [G, M] and frame counts [G] (DDP-correct)."""
+
+    full_state_update = False
+
+    def __init__(self, num_groups: int, num_metrics: int):
+        super().__init__()
+        self.add_state("sums", default=torch.zeros(num_groups, num_metrics, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(num_groups, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: torch.Tensor, groups: torch.Tensor) -> None:
+        """values [N, M] per frame, groups [N] group index per frame."""
+        self.sums.index_add_(0, groups, values.to(self.sums.dtype))
+        self.counts.index_add_(0, groups, torch.ones_like(groups, dtype=self.counts.dtype))
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means [G, M] (NaN where a group has no frame), counts [G])."""
+        return self.sums / self.counts[:, None], self.counts

@@ -1,0 +1,110 @@
+"""Text -> sign-language motion with a trained stage-2 checkpoint (the pipeline behind `soke generate`).
+
+Requests (:class:`~soke_lightning.core.types.Request`) come from sentences or a store split; prompts are the
+sentences, plus their retrieval string when a dictionary is given; :func:`generate` returns one
+:class:`~soke_lightning.core.types.MotionPrediction` per request in official frames. The checkpoint holds the LM and
+its text tokenizer; the frozen stage-1 tokenizer is read from the path stored in it (or one given explicitly) and
+must still have the hash recorded at training time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.core.types import MotionPrediction, Request
+from soke_lightning.data.processing import length_indices
+from soke_lightning.data.store import open_store
+from soke_lightning.retrieval import DictionaryError, SignDictionary, build_prompt
+
+log = logging.getLogger(__name__)
+
+
+class GenerateError(ValueError):
+    """Bad input to `soke generate` (unknown language, empty or over-long text, unreadable file)."""
+
+
+def check_lang(lang: str | None) -> str:
+    """``lang`` when it is a registered sign-language key, else a :class:`GenerateError` listing the valid ones."""
+    if lang is None:
+        raise GenerateError(f"--lang is required with --text/--input; one of {', '.join(LANGUAGES)}")
+    if lang not in LANGUAGES:
+        raise GenerateError(f"unknown language {lang!r}; valid: {', '.join(LANGUAGES)} (sign-language keys of the "
+                            f"registry, e.g. asl = ASL from English)")
+    return lang
+
+
+def store_requests(store: str | Path, split_name: str, lang: str | None, n: int) -> list[Request]:
+    """The first ``n`` samples per language (or of ``lang`` only) of a store split, with their ground truth."""
+    langs = [check_lang(lang)] if lang is not None else list(LANGUAGES)
+    split = open_store(store).split(split_name)
+    out = []
+    for lang in langs:
+        picks = [i for i, x in enumerate(split.langs) if x == lang][: max(0, n)]
+        for i in picks:
+            s = split[i]
+            out.append(Request(s.name, s.text, lang, float(s.fps), s.frames[length_indices(s.num_frames)]))
+    if not out:
+        raise GenerateError(f"split {split_name!r} of {store} has no sample of {langs}")
+    return out
+
+
+def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top_k: int = 3,
+                  max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words",
+                  inflection: str = "none") -> list[str]:
+    """Encoder prompts: the sentence, plus its retrieval string from ``dictionary`` (docs/design.md §5.3).
+
+    The dictionary must be bound to the checkpoint's stage-1 tokenizer (same hash); whole entries that do not fit
+    the model's encoder limit are dropped from the end (counted with the model's own text tokenizer).
+    """
+    if dictionary is None:
+        return [r.text for r in requests]
+    try:
+        sign_dict = SignDictionary.load(dictionary, expected_hash=stage.tokenizer_digest)
+    except (DictionaryError, FileNotFoundError) as err:
+        raise GenerateError(f"--dictionary {dictionary}: {err}") from None
+    prompts = []
+    for r in requests:
+        prompt, entries = build_prompt(r.text, r.lang, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry,
+                                       order=order, matcher=matcher, inflection=inflection,
+                                       max_tokens=int(stage.hparams.max_source_length),
+                                       count_tokens=stage.text_tokenizer.count_tokens)
+        log.info("%s: retrieved %s", r.name, [e.match.word for e in entries] or "nothing")
+        prompts.append(prompt)
+    return prompts
+
+
+def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:
+    """Refuse prompts longer than the model's encoder limit (instead of silently truncating them)."""
+    limit = int(stage.hparams.max_source_length) - 2  # + </s> + language code
+    for request, prompt in zip(requests, prompts):
+        count = stage.text_tokenizer.count_tokens(prompt)
+        if count > limit:
+            raise GenerateError(f"{request.name}: the text is too long: {count} tokens, but the model reads at most "
+                                f"{limit} (max_source_length {stage.hparams.max_source_length}); split it into "
+                                f"shorter sentences")
+    model_langs = {tag for tag in stage.lm.sign_tags}
+    for request in requests:
+        tag = LANGUAGES[request.lang].sign_tag
+        if tag not in model_langs:
+            raise GenerateError(f"{request.name}: this model does not generate {request.lang} ({tag}); it knows "
+                                f"{sorted(model_langs)}")
+
+
+def generate(stage, requests: list[Request], prompts: list[str], batch_size: int, **overrides) -> list[tuple]:
+    """``(MotionPrediction, code steps, finished)`` for every request (official frames)."""
+    out = []
+    for start in tqdm(range(0, len(requests), batch_size), desc="generate", unit="batch", leave=False):
+        chunk = requests[start:start + batch_size]
+        with torch.no_grad():
+            feats, lengths, result = stage.generate(prompts[start:start + batch_size], [r.lang for r in chunk],
+                                                    **overrides)
+        for i, r in enumerate(chunk):
+            prediction = MotionPrediction(name=r.name, text=r.text, lang=r.lang, raw=feats[i, : int(lengths[i])],
+                                          fps=r.fps, reference_raw=r.reference_raw)
+            out.append((prediction, int(result.lengths[i]), bool(result.finished[i])))
+    return out
