@@ -242,9 +242,9 @@ def tokenizer_ckpt(word_store, tmp_path_factory):
 
 
 def test_soke_dict_build_encodes_each_sign_with_the_tokenizer(word_store, tokenizer_ckpt, tmp_path, capsys):
+    from soke_lightning.cli.lightning import build_datamodule
     from soke_lightning.data.datamodule import split_datasets
     from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-    from soke_lightning.cli.lightning import build_datamodule
 
     out = tmp_path / "dict.json"
     parser = argparse.ArgumentParser()

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from soke_lightning.cli import encode
+from soke_lightning.cli.lightning import build_datamodule
 from soke_lightning.data.datamodule import split_datasets
 from soke_lightning.data.token_cache import TokenCacheError, TokenCacheWriter, open_token_cache
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-from soke_lightning.cli.lightning import build_datamodule
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(width=16, code_dim=8, depth=1, codebook_sizes={"body": 8, "lhand": 16, "rhand": 16})
