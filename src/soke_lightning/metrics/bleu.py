@@ -24,6 +24,14 @@ from soke_lightning.metrics.functional.bleu import (
 class BleuRougeStats(Metric):
     """Corpus BLEU-1..4 and ROUGE-L per language from sum states (DDP-correct; Chinese scored on characters).
 
+    Example:
+        >>> metric = BleuRougeStats(["asl", "dgs"])
+        >>> metric.update(["the cat sat on the mat"], ["the cat sat on the mat"], ["asl"])
+        >>> round(metric.compute()["asl"]["bleu4"], 6)
+        100.0
+        >>> sorted(metric.compute())  # languages without a sentence are left out
+        ['asl']
+
     Args:
         languages: language keys, one group each.
     """

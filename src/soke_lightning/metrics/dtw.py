@@ -45,9 +45,17 @@ class SignMotionMetrics(Metric):
         engine: DTW engine ("auto": numba on CPU, wavefront on GPU).
 
     Example:
+        >>> import torch
+        >>> from soke_lightning.kinematics import get_joint_backend
+        >>> backend = get_joint_backend("builtin")
         >>> metric = SignMotionMetrics(parts_from_joint_sets(backend.joint_sets), prefix="test/")
-        >>> metric.update(pred_joints, gt_joints, pred_lengths, gt_lengths, batch.lang, batch.keys)
-        >>> metric.compute()["test/dtw_pa_jpe/csl/hand"]
+        >>> gt = backend(torch.zeros(2, 8, 179))  # two samples of 8 rest frames
+        >>> pred = gt.clone()
+        >>> pred[1, :, list(backend.joint_sets["rhand"])[1:]] += 0.01  # sample "b": right-hand fingers 1 cm off
+        >>> metric.update(pred, gt, None, None, ["csl", "csl"], ["a", "b"])
+        >>> scores = metric.compute()
+        >>> bool(scores["test/dtw_jpe/csl/rhand"] > 0), float(scores["test/dtw_jpe/csl/lhand"])  # only "b"'s rhand
+        (True, 0.0)
     """
 
     higher_is_better = False

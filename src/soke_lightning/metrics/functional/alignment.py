@@ -101,6 +101,15 @@ def similarity_from_covariance(s: torch.Tensor, source_sq: torch.Tensor) -> tupl
 def procrustes_align(source: torch.Tensor, target: torch.Tensor, align_joints=None) -> torch.Tensor:
     """Align each source frame onto the matching target frame (similarity transform fitted on ``align_joints``).
 
+    Example:
+        >>> import torch
+        >>> torch.manual_seed(0) and None
+        >>> source = torch.randn(4, 5, 3)  # 4 frames, 5 joints
+        >>> turn = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> target = 2.0 * source @ turn.T + 1.0
+        >>> torch.allclose(procrustes_align(source, target), target, atol=1e-4)
+        True
+
     Args:
         source: [..., J, 3] frames to move (predictions).
         target: [..., J, 3] frames to fit (ground truth), same shape.

@@ -57,6 +57,13 @@ def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 def bleu_rouge(hypotheses: Sequence[str], references: Sequence[str], lang: str) -> dict[str, float]:
     """Score back-translated sentences against the ground-truth texts of one language.
 
+    Example:
+        >>> scores = bleu_rouge(["the cat sat on the mat"], ["the cat sat on the mat"], "asl")
+        >>> round(scores["bleu4"], 6), round(scores["rouge_l"], 6)
+        (100.0, 100.0)
+        >>> round(bleu_rouge(["我 爱 你"], ["我爱你"], "csl")["bleu1"], 1)  # Chinese is scored on characters
+        100.0
+
     Args:
         hypotheses: N back-translated sentences.
         references: N reference sentences (the spoken-language texts of the test samples).

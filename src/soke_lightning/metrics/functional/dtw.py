@@ -522,14 +522,34 @@ def dtw_joint_error(
 
 def dtw_jpe(pred, target, pred_lengths=None, target_lengths=None, *, align_index=0, eval_joints=None,
             normalize=None, **kw) -> torch.Tensor:
-    """SOKE's DTW-JPE: root/wrist-translated, mean joint distance per frame, accumulated cost in metres."""
+    """SOKE's DTW-JPE: root/wrist-translated, mean joint distance per frame, accumulated cost in metres.
+
+    Example:
+        >>> import torch
+        >>> target = torch.zeros(1, 6, 3, 3)  # 1 sequence, 6 frames, 3 joints
+        >>> target[..., 1, 0] = 0.1
+        >>> slow = target.repeat_interleave(2, dim=1) + torch.tensor([0.5, 0.0, 0.0])  # half speed, moved 0.5 m
+        >>> round(float(dtw_jpe(slow, target)), 6)  # time warping and root translation forgive both
+        0.0
+        >>> wrong = target.clone()
+        >>> wrong[..., 2, 1] += 0.03  # one of three joints 3 cm off in every frame: 1 cm per frame, 6 frames
+        >>> round(float(dtw_jpe(wrong, target)), 6)
+        0.06"""
     return dtw_joint_error(pred, target, pred_lengths, target_lengths, align="root", align_index=align_index,
                            eval_joints=eval_joints, normalize=normalize, **kw)
 
 
 def dtw_pa_jpe(pred, target, pred_lengths=None, target_lengths=None, *, align_joints=None, eval_joints=None,
                normalize=None, **kw) -> torch.Tensor:
-    """SOKE's DTW-PA-JPE: per-cell similarity Procrustes on ``align_joints``, accumulated cost in metres."""
+    """SOKE's DTW-PA-JPE: per-cell similarity Procrustes on ``align_joints``, accumulated cost in metres.
+
+    Example:
+        >>> import torch
+        >>> torch.manual_seed(0) and None
+        >>> target = torch.randn(1, 5, 4, 3)
+        >>> turned = 2.0 * target @ torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T + 1.0
+        >>> round(float(dtw_pa_jpe(turned, target)), 6)  # scaled, rotated and moved: no error after the fit
+        0.0"""
     return dtw_joint_error(pred, target, pred_lengths, target_lengths, align="procrustes",
                            align_joints=align_joints, eval_joints=eval_joints, normalize=normalize, **kw)
 
