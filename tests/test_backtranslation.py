@@ -189,12 +189,13 @@ def test_backtranslate_tool_names_a_missing_index(tmp_path):
 
 def _stage(**kw):
     """A BackTranslationStage with a tiny network for SENTENCES' tokenizer (built without a trainer)."""
-    from soke_lightning.models.backtranslation import CHECKPOINT_FORMAT
+    from soke_lightning.models.backtranslation import CHECKPOINT_FORMAT, BackTranslationArchitecture
     from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files
     from soke_lightning.training.backtranslation import BackTranslationStage
 
-    stage = BackTranslationStage(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64, dropout=0.0,
-                                 downsample=4, max_text_length=24, **kw)
+    architecture = BackTranslationArchitecture(d_model=32, encoder_layers=1, decoder_layers=1, heads=2, ffn_dim=64,
+                                               dropout=0.0, downsample=4, max_text_length=24, no_repeat_ngram_size=3)
+    stage = BackTranslationStage(architecture=architecture, **kw)
     texts = [t for sentences in SENTENCES.values() for t in sentences]
     tok = TextTokenizer.train(texts, vocab_size=120)
     stage._install({"format": CHECKPOINT_FORMAT, "model": stage.model_kwargs(tok), "text_tokenizer": tokenizer_files(tok)})

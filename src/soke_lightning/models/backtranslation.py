@@ -32,13 +32,13 @@ CHECKPOINT_FORMAT = 1
 
 
 @dataclass
-class BackTranslationConfig:
-    """Sizes of :class:`BackTranslationModel`.
+class BackTranslationArchitecture:
+    """Sizes and decoding rule of :class:`BackTranslationModel` that do not depend on the text vocabulary.
+
+    The training stage takes this as one argument (``architecture`` in YAML); the vocabulary fields are added in
+    :class:`BackTranslationConfig` once the text tokenizer exists.
 
     Attributes:
-        vocab_size: text vocabulary size (the text tokenizer's length).
-        pad_id: padding token id (mBART: 1).
-        eos_id: end-of-sentence token id (mBART: 2).
         feature_dim: input feature size (133).
         d_model: width of encoder and decoder.
         encoder_layers: transformer encoder layers over the down-sampled motion.
@@ -54,9 +54,6 @@ class BackTranslationConfig:
             motion, decides its BLEU. Part of the checkpoint, so the judge's decoding is reproducible.
     """
 
-    vocab_size: int
-    pad_id: int = 1
-    eos_id: int = 2
     feature_dim: int = FEATURE_DIM
     d_model: int = 128
     encoder_layers: int = 2
@@ -70,13 +67,31 @@ class BackTranslationConfig:
     no_repeat_ngram_size: int = 0
 
     def __post_init__(self):
+        name = type(self).__name__
         if self.downsample < 1 or self.downsample & (self.downsample - 1):
-            raise ValueError(f"BackTranslationConfig.downsample must be a power of 2, got {self.downsample}")
+            raise ValueError(f"{name}.downsample must be a power of 2, got {self.downsample}")
         if self.d_model % self.heads:
-            raise ValueError(f"BackTranslationConfig: d_model {self.d_model} is not divisible by heads {self.heads}")
+            raise ValueError(f"{name}: d_model {self.d_model} is not divisible by heads {self.heads}")
         if self.no_repeat_ngram_size < 0:
-            raise ValueError(f"BackTranslationConfig: no_repeat_ngram_size must be >= 0, got "
-                             f"{self.no_repeat_ngram_size}")
+            raise ValueError(f"{name}: no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
+
+
+@dataclass(kw_only=True)
+class BackTranslationConfig(BackTranslationArchitecture):
+    """Everything :class:`BackTranslationModel` is built from: the architecture plus the text vocabulary.
+
+    Attributes:
+        vocab_size: text vocabulary size (the text tokenizer's length).
+        pad_id: padding token id (mBART: 1).
+        eos_id: end-of-sentence token id (mBART: 2).
+    """
+
+    vocab_size: int
+    pad_id: int = 1
+    eos_id: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.vocab_size <= max(self.pad_id, self.eos_id):
             raise ValueError(f"BackTranslationConfig: vocab_size {self.vocab_size} must exceed the special ids")
 

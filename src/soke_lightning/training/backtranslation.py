@@ -27,6 +27,7 @@ from soke_lightning.metrics.functional.bleu import SCORES
 from soke_lightning.models.backtranslation import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_KEY,
+    BackTranslationArchitecture,
     BackTranslationConfig,
     BackTranslator,
     build_translator,
@@ -44,8 +45,9 @@ class BackTranslationStage(EvalLoops, LightningModule):
     is built for its vocabulary; both travel in every checkpoint.
 
     Args:
-        d_model, encoder_layers, decoder_layers, heads, ffn_dim, dropout, downsample, max_motion_steps,
-            max_text_length: :class:`BackTranslationConfig` sizes.
+        architecture: the network's sizes and decoding rule (see
+            :class:`~soke_lightning.models.backtranslation.BackTranslationArchitecture`); default: its defaults
+            with ``no_repeat_ngram_size=3``.
         text_vocab_size: target size of the embedded BPE vocabulary.
         lr: AdamW learning rate.
         weight_decay: AdamW weight decay.
@@ -55,8 +57,6 @@ class BackTranslationStage(EvalLoops, LightningModule):
         time_stretch: training augmentation: each motion is resampled in time by a factor drawn uniformly from
             ``[1 - time_stretch, 1 + time_stretch]`` (signing speed varies between signers; 0 = off).
         feature_noise: training augmentation: std of Gaussian noise added to the normalised features (0 = off).
-        no_repeat_ngram_size: decoding: never repeat an n-gram of this size in a sentence (0 = off; see
-            :class:`BackTranslationConfig`).
         bow_weight: weight of an auxiliary bag-of-words loss on the encoder (0 = off): every encoder step is scored
             against the vocabulary with the tied output head, the maximum over time is the sentence's bag of tokens,
             and its log-softmax is matched to the sentence's token set. It makes the encoder spot each sign's word
@@ -66,15 +66,7 @@ class BackTranslationStage(EvalLoops, LightningModule):
 
     def __init__(
         self,
-        d_model: int = 128,
-        encoder_layers: int = 2,
-        decoder_layers: int = 2,
-        heads: int = 4,
-        ffn_dim: int = 256,
-        dropout: float = 0.1,
-        downsample: int = 4,
-        max_motion_steps: int = 512,
-        max_text_length: int = 64,
+        architecture: BackTranslationArchitecture | None = None,
         text_vocab_size: int = 2000,
         lr: float = 1e-3,
         weight_decay: float = 0.01,
@@ -84,25 +76,21 @@ class BackTranslationStage(EvalLoops, LightningModule):
         time_stretch: float = 0.0,
         feature_noise: float = 0.0,
         bow_weight: float = 0.0,
-        no_repeat_ngram_size: int = 3,
         metric_languages: list[str] | None = None,
     ):
         super().__init__()
         if not 0.0 <= time_stretch < 1.0 or feature_noise < 0.0 or bow_weight < 0.0:
             raise ValueError(f"BackTranslationStage: time_stretch must be in [0, 1), feature_noise and bow_weight "
                              f">= 0, got {time_stretch}, {feature_noise}, {bow_weight}")
+        self.architecture = architecture or BackTranslationArchitecture(no_repeat_ngram_size=3)
         self.save_hyperparameters()
         self.translator: BackTranslator | None = None
         self.metric_languages = list(metric_languages or LANGUAGES)
         self.scores = nn.ModuleDict({s: BleuRougeStats(self.metric_languages) for s in ("val", "test")})
 
     def model_kwargs(self, text_tokenizer: TextTokenizer) -> dict:
-        hp = self.hparams
-        config = BackTranslationConfig(
-            vocab_size=len(text_tokenizer), pad_id=text_tokenizer.pad_token_id, eos_id=text_tokenizer.eos_token_id,
-            d_model=hp.d_model, encoder_layers=hp.encoder_layers, decoder_layers=hp.decoder_layers, heads=hp.heads,
-            ffn_dim=hp.ffn_dim, dropout=hp.dropout, downsample=hp.downsample, max_motion_steps=hp.max_motion_steps,
-            max_text_length=hp.max_text_length, no_repeat_ngram_size=hp.no_repeat_ngram_size)
+        config = BackTranslationConfig(**asdict(self.architecture), vocab_size=len(text_tokenizer),
+                                       pad_id=text_tokenizer.pad_token_id, eos_id=text_tokenizer.eos_token_id)
         return asdict(config)
 
     def setup(self, stage: str) -> None:
