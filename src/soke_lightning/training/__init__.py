@@ -1,2 +1,3 @@
-"""One LightningModule per stage: tokenizer_stage.TokenizerStage (stage 1), the LM stage (stage 2); tools
-(`soke encode`) that run a trained stage."""
+"""One LightningModule per stage: :class:`~.tokenizer_stage.TokenizerStage` (stage 1, the decoupled tokenizer),
+:class:`~.lm_stage.LMStage` (stage 2, the generator) and :class:`~.backtranslation.BackTranslationStage` (the
+sign -> text judge); :mod:`.common` holds their shared schedule and evaluation-loop helpers."""
