@@ -26,6 +26,28 @@ dictionaries built by ``soke dict build`` carry every plural / conjugation / dec
 aliases (off by default, SOKE parity). With ``LMStage(retrieval=True)`` it is
 ``--model.init_args.retrieval_settings.inflection=suffix``.
 
+Recipe options (each defaults to SOKE's behaviour; docs/design.md §5.2-5.3):
+
+* ``separator``: "index" (SOKE's latest code, ``" Key word i, <codes>"``) or "word" (word-anchored,
+  ``" Key word i, <word>: <codes>"``; the budget counts the words).
+* ``order``: "longest" (SOKE), "text", or "rarest": rarest words first by document frequency in the training texts
+  (how many training sentences of the language contain the word, found with the same matcher). The table
+  (:attr:`RetrievalCallback.frequency`) is computed in ``setup`` from the DataModule's training split on every rank
+  (deterministic, so no broadcast), also when evaluating, so evaluation orders entries as training did.
+* ``entry_dropout`` / ``block_dropout`` (training only, default 0): each retrieved entry, or the whole retrieval
+  block of a sample, is dropped with that probability (:func:`~soke_lightning.retrieval.matcher.drop_entries`).
+* ``exemplar``: "first" (SOKE: a word's first exemplar) or "random_train" (a uniformly drawn exemplar per training
+  step; evaluation always uses the first).
+* ``known_words`` / ``lexicon`` (``words`` matcher): known words that retrieve nothing and block the dictionary
+  words inside them ("builtin": :data:`~soke_lightning.retrieval.matcher.KNOWN_WORDS`, Chinese 为什么 / 开车 / 没有
+  ...; ``lexicon``: more words per language, a mapping or a JSON file ``{"csl": ["为什么", ...]}``).
+
+The random draws of training (dropout, exemplar) come from a generator per sample seeded with (``seed``,
+``trainer.global_step``, sample key) (:func:`sample_generator`): reproducible, independent of the DDP rank, batch
+composition and data-loader workers, and different at every step. ``seed`` None takes Lightning's global seed
+(``PL_GLOBAL_SEED``, set by ``seed_everything``) or 0. Validation, test and prediction never drop and always take
+the first exemplar. Coverage numbers describe the retrieval before dropout, with the first exemplars.
+
 Prompt length: ``max_prompt_tokens`` is the budget of the WHOLE encoder input including ``</s>`` and the language
 code; by default the module's ``hparams.max_source_length`` (SOKE truncates at 256). Entries that do not fit are
 dropped whole, from the last one (a rank-zero warning the first time; the share of such prompts is logged), so
@@ -51,8 +73,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -66,11 +91,19 @@ from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, build_dictionary
 from soke_lightning.retrieval.matcher import (
     INFLECTIONS,
+    KNOWN_WORD_SOURCES,
+    MATCHERS,
+    ORDERS,
+    SEPARATORS,
+    Match,
     WordMatcher,
     content_coverage,
+    document_frequency,
+    drop_entries,
     fit_to_budget,
     get_matcher,
-    retrieve,
+    select,
+    spell_entries,
 )
 
 log = logging.getLogger(__name__)
@@ -78,11 +111,96 @@ log = logging.getLogger(__name__)
 #: Columns of the per-language coverage sums.
 _STATS = ("sentences", "hit", "content_words", "covered", "entries", "truncated")
 _STAGE_PREFIX = {"train": "train", "validation": "val", "test": "test", "predict": "predict"}
+#: Values of the ``exemplar`` option: a word's first exemplar, or a random one per training step.
+EXEMPLARS = ("first", "random_train")
 #: Settings that shape the prompts: a resumed fit must use the same values.
-PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens", "inflection")
+PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens", "inflection",
+                   "separator", "entry_dropout", "block_dropout", "exemplar", "seed", "known_words", "lexicon")
 #: Settings added after checkpoints were first written, with the value those checkpoints implicitly used; they are
 #: recorded only when they differ from it, so a run with the defaults writes the checkpoint state it wrote before.
-_SETTING_DEFAULTS = {"inflection": "none"}
+_SETTING_DEFAULTS = {"inflection": "none", "separator": "index", "entry_dropout": 0.0, "block_dropout": 0.0,
+                     "exemplar": "first", "seed": None, "known_words": "none", "lexicon": None}
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Validate the values of RetrievalCallback arguments (the keys present; unknown keys are not checked here).
+
+    Used by :class:`RetrievalCallback` and by the LM stage's ``retrieval_settings``, so a bad value fails when the
+    config is read, not at the first batch.
+
+    Raises:
+        ValueError: naming the setting, the value, the valid values and the fix.
+    """
+    def choice(name: str, valid: tuple) -> None:
+        if name in settings and settings[name] not in valid:
+            raise ValueError(f"retrieval setting {name}={settings[name]!r} is not one of {list(valid)}")
+
+    choice("order", ORDERS)
+    choice("matcher", tuple(MATCHERS))
+    choice("inflection", INFLECTIONS)
+    choice("separator", SEPARATORS)
+    choice("exemplar", EXEMPLARS)
+    choice("known_words", KNOWN_WORD_SOURCES)
+    for name in ("entry_dropout", "block_dropout"):
+        p = settings.get(name, 0.0)
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"retrieval setting {name}={p!r} must be a probability in [0, 1] (0 = SOKE: no "
+                             f"dropout)")
+    seed = settings.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"retrieval setting seed={seed!r} must be a non-negative integer or None (None: Lightning's "
+                         f"global seed, else 0)")
+    budget = settings.get("max_prompt_tokens")
+    if budget is not None and budget < 3:
+        raise ValueError(f"retrieval setting max_prompt_tokens={budget!r} must be >= 3 or None")
+    matcher = settings.get("matcher", WordMatcher.name)
+    for name, neutral in (("inflection", "none"), ("known_words", "none"), ("lexicon", None)):
+        if settings.get(name, neutral) not in (neutral, {}) and matcher != WordMatcher.name:
+            raise ValueError(f"retrieval setting {name}={settings[name]!r} needs matcher 'words' (got {matcher!r}, "
+                             f"which matches raw substrings); use matcher 'words' or {name}={neutral!r}")
+    lexicon = settings.get("lexicon")
+    if lexicon is not None and not isinstance(lexicon, (str, os.PathLike, Mapping)):
+        raise ValueError(f"retrieval setting lexicon={lexicon!r} must be a JSON file path or a mapping language key "
+                         f"-> list of words ({{'csl': ['为什么']}})")
+
+
+def load_lexicon(lexicon: str | os.PathLike | Mapping[str, Any] | None) -> dict[str, list[str]] | None:
+    """The known words of the ``lexicon`` option: a mapping language key -> words, or a JSON file holding one.
+
+    Raises:
+        DictionaryError: the file is missing, not JSON or not such a mapping (naming it and the expected shape).
+    """
+    if lexicon is None:
+        return None
+    source = lexicon
+    if not isinstance(lexicon, Mapping):
+        path = Path(lexicon)
+        if not path.is_file():
+            raise DictionaryError(f"retrieval lexicon {path} does not exist; give a JSON file "
+                                  f"{{\"csl\": [\"为什么\", ...]}} or lexicon: null")
+        try:
+            lexicon = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise DictionaryError(f"retrieval lexicon {path} is not valid JSON ({err})") from None
+    if not isinstance(lexicon, Mapping) or not all(
+            isinstance(words, list) and all(isinstance(w, str) for w in words) for words in lexicon.values()):
+        raise DictionaryError(f"retrieval lexicon {source}: expected a mapping language key -> list of words "
+                              f"({{\"csl\": [\"为什么\", ...]}}), got {type(lexicon).__name__}")
+    unknown = sorted(set(lexicon) - set(LANGUAGES))
+    if unknown:
+        raise DictionaryError(f"retrieval lexicon {source}: unknown language keys {unknown}; valid: "
+                              f"{sorted(LANGUAGES)}")
+    return {lang: list(words) for lang, words in lexicon.items()}
+
+
+def sample_generator(seed: int, step: int, key: str, stream: str) -> np.random.Generator:
+    """The generator of one sample's training-time draws: a function of (seed, step, sample key, stream) only.
+
+    Independent of the DDP rank, the batch and the data-loader workers; ``stream`` ("dropout", "exemplar")
+    separates the draws of different options, so switching one on does not change the other's.
+    """
+    digest = hashlib.sha256(f"{stream}\0{key}".encode()).digest()  # not hash(): salted per process
+    return np.random.default_rng([int(seed), int(step), int.from_bytes(digest[:8], "little")])
 
 
 class RetrievalResumeError(DictionaryError):
@@ -109,7 +227,8 @@ class RetrievalCallback(Callback):
         dictionary: path of the sign dictionary (``soke dict build`` / ``soke dict import``).
         top_k: entries per sentence (SOKE: 3); None = every hit.
         max_codes_per_entry: code steps per entry, linspace-subsampled (SOKE: 10); None = all.
-        order: "longest" (SOKE: longest keys first) or "text" (first hits in text order).
+        order: "longest" (SOKE: longest keys first), "text" (first hits in text order) or "rarest" (rarest in the
+            DataModule's training texts first; see the module docstring).
         matcher: "words" (per-language word / phrase / Chinese segmentation matcher, with the dictionary's aliases)
             or "soke_substring" (parity).
         max_prompt_tokens: token budget of the whole encoder input (incl. ``</s>`` and the language code);
@@ -122,23 +241,35 @@ class RetrievalCallback(Callback):
         inflection: the ``words`` matcher's inflection fallback for English / German: "none" (SOKE parity) or
             "suffix" (a word plus an inflection suffix also matches: "cups" -> cup; see
             :mod:`soke_lightning.retrieval.matcher`). Also applies to the coverage numbers.
+        separator: "index" (SOKE: ``" Key word i, <codes>"``) or "word" (``" Key word i, <word>: <codes>"``).
+        entry_dropout: training only: probability that each retrieved entry is dropped (SOKE: 0).
+        block_dropout: training only: probability that a sample's whole retrieval block is dropped (SOKE: 0).
+        exemplar: "first" (SOKE: a word's first exemplar) or "random_train" (a random exemplar per training step;
+            evaluation takes the first).
+        seed: seed of the training-time draws (with the global step and the sample key); None = Lightning's
+            global seed (``PL_GLOBAL_SEED``) or 0.
+        known_words: ``words`` matcher: "none" (only dictionary words segment the text) or "builtin" (also the
+            built-in common Chinese words, which block the dictionary words inside them: 什么 in 为什么).
+        lexicon: ``words`` matcher: more known words, a mapping language key -> words or a JSON file of one.
     """
 
     def __init__(self, dictionary: str, top_k: int | None = 3, max_codes_per_entry: int | None = 10,
-                 order: Literal["longest", "text"] = "longest",
+                 order: Literal["longest", "text", "rarest"] = "longest",
                  matcher: Literal["words", "soke_substring"] = "words", max_prompt_tokens: int | None = None,
                  log_coverage: bool = True, enabled: bool = True, tokenizer: str | None = None,
-                 build_split: str = "dictionary", inflection: Literal["none", "suffix"] = "none"):
+                 build_split: str = "dictionary", inflection: Literal["none", "suffix"] = "none",
+                 separator: Literal["index", "word"] = "index", entry_dropout: float = 0.0,
+                 block_dropout: float = 0.0, exemplar: Literal["first", "random_train"] = "first",
+                 seed: int | None = None, known_words: Literal["none", "builtin"] = "none",
+                 lexicon: str | dict[str, list[str]] | None = None):
         super().__init__()
-        if order not in ("longest", "text"):
-            raise ValueError(f"RetrievalCallback: order must be 'longest' or 'text', got {order!r}")
-        if inflection not in INFLECTIONS:
-            raise ValueError(f"RetrievalCallback: inflection must be one of {INFLECTIONS}, got {inflection!r}")
-        if inflection != "none" and matcher != WordMatcher.name:
-            raise ValueError(f"RetrievalCallback: inflection={inflection!r} needs matcher 'words' (got {matcher!r}, "
-                             f"which matches raw substrings)")
-        if max_prompt_tokens is not None and max_prompt_tokens < 3:
-            raise ValueError(f"RetrievalCallback: max_prompt_tokens must be >= 3 or None, got {max_prompt_tokens}")
+        try:
+            check_settings({"order": order, "matcher": matcher, "inflection": inflection, "separator": separator,
+                            "exemplar": exemplar, "known_words": known_words, "entry_dropout": entry_dropout,
+                            "block_dropout": block_dropout, "seed": seed, "max_prompt_tokens": max_prompt_tokens,
+                            "lexicon": lexicon})
+        except ValueError as err:
+            raise ValueError(f"RetrievalCallback: {err}") from None
         self.dictionary_path = Path(dictionary)
         self.top_k = top_k
         self.max_codes_per_entry = max_codes_per_entry
@@ -150,6 +281,15 @@ class RetrievalCallback(Callback):
         self.tokenizer = tokenizer
         self.build_split = build_split
         self.inflection = inflection
+        self.separator = separator
+        self.entry_dropout = float(entry_dropout)
+        self.block_dropout = float(block_dropout)
+        self.exemplar = exemplar
+        self.seed = seed
+        self.known_words = known_words
+        self.lexicon = load_lexicon(lexicon)
+        #: ``order="rarest"``: language key -> word -> training sentences containing it (computed in ``setup``).
+        self.frequency: dict[str, dict[str, int]] | None = None
         self.dictionary: SignDictionary | None = None
         #: stage -> language -> {sentence_hit_rate, content_word_coverage, entries_per_sentence, truncated_share,
         #: sentences} of the last finished epoch (summed over ranks).
@@ -157,7 +297,8 @@ class RetrievalCallback(Callback):
         self._matcher = None
         self._word_matcher: WordMatcher | None = None
         self._count_tokens = None
-        self._cache: dict[tuple[str, str], tuple[str, np.ndarray]] = {}
+        self._cache: dict[tuple[str, str], tuple[str, np.ndarray, list[Match]]] = {}
+        self._seed = 0  # resolved in setup
         self._sums: dict[str, np.ndarray] = {}
         self._seen: dict[str, set[str]] = {}
         self._warned = False
@@ -183,13 +324,40 @@ class RetrievalCallback(Callback):
                            f"tokenizer_hash / tokenizer and no `tokenizer` checkpoint was given, so the dictionary "
                            f"{self.dictionary_path} (tokenizer hash {self.dictionary.tokenizer_hash[:16]}) cannot be "
                            f"checked against the model")
-        self._matcher = get_matcher(self.matcher_name, self.dictionary, self.inflection)
-        self._word_matcher = WordMatcher(self.dictionary, inflection=self.inflection)
+        self._matcher = get_matcher(self.matcher_name, self.dictionary, self.inflection, self.known_words,
+                                    self.lexicon)
+        self._word_matcher = WordMatcher(self.dictionary, inflection=self.inflection, known_words=self.known_words,
+                                         lexicon=self.lexicon)
+        # the same on every rank: seed_everything sets PL_GLOBAL_SEED in every process
+        self._seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        if self.order == "rarest" and self.frequency is None:
+            self.frequency = document_frequency(self._training_texts(trainer), self._matcher)
+            rank_zero_info(f"RetrievalCallback: order 'rarest': document frequency of "
+                           f"{ {k: len(v) for k, v in self.frequency.items()} } matched words from the training "
+                           f"split")
         aliases = {k: n for k, s in self.dictionary.summary().items() if (n := s["aliases"])}
         rank_zero_info(f"RetrievalCallback: {len(self.dictionary)} dictionary entries "
                        f"{ {k: len(v) for k, v in self.dictionary.entries.items()} } (aliases {aliases}) from "
                        f"{self.dictionary_path}, matcher {self.matcher_name}, inflection {self.inflection}, "
-                       f"top-{self.top_k}, <= {self.max_codes_per_entry} codes, order {self.order}")
+                       f"top-{self.top_k}, <= {self.max_codes_per_entry} codes, order {self.order}, separator "
+                       f"{self.separator}, exemplar {self.exemplar}, dropout entry {self.entry_dropout} / block "
+                       f"{self.block_dropout}, known words {self.known_words}"
+                       f"{' + lexicon' if self.lexicon else ''}")
+
+    def _training_texts(self, trainer: Trainer) -> list[tuple[str, str]]:
+        """(sentence, language key) of every sample of the DataModule's training split (all of it, every rank)."""
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "stores"):
+            raise ValueError(f"RetrievalCallback: order 'rarest' ranks words by their frequency in the training texts, "
+                             f"read from the trainer's SignDataModule, but it has none (got {type(dm).__name__}); "
+                             f"run with a SignDataModule or use order 'longest'")
+        datasets = split_datasets(dm, ["train"])
+        if "train" not in datasets:
+            raise ValueError(f"RetrievalCallback: order 'rarest' needs the training split "
+                             f"{dm.split_names.get('train')!r}, which none of the stores {list(dm.stores)} has; use "
+                             f"order 'longest'")
+        ds = datasets["train"]
+        return [(r["text"], r["lang"]) for r in map(ds.record, range(len(ds)))]
 
     def _bind_text_tokenizer(self, pl_module: LightningModule) -> None:
         """At the first batch (the LM stage builds or restores its text tokenizer after the callbacks' setup):
@@ -248,11 +416,21 @@ class RetrievalCallback(Callback):
     # ------------------------------------------------------------------------------------------- checkpoints
     def settings(self) -> dict:
         """The prompt-shaping settings (:data:`PROMPT_SETTINGS`) as a plain dict; a later-added setting
-        (``inflection``) only when it is not its default (see ``_SETTING_DEFAULTS``)."""
+        (``inflection``, ``separator``, the dropouts, ``exemplar``, ``seed``, ``known_words``, ``lexicon`` as a
+        digest) only when it is not its default (see ``_SETTING_DEFAULTS``)."""
         values = {"top_k": self.top_k, "max_codes_per_entry": self.max_codes_per_entry, "order": self.order,
                   "matcher": self.matcher_name, "max_prompt_tokens": self.max_prompt_tokens,
-                  "inflection": self.inflection}
+                  "inflection": self.inflection, "separator": self.separator, "entry_dropout": self.entry_dropout,
+                  "block_dropout": self.block_dropout, "exemplar": self.exemplar, "seed": self.seed,
+                  "known_words": self.known_words, "lexicon": self._lexicon_digest()}
         return {k: v for k, v in values.items() if k not in _SETTING_DEFAULTS or v != _SETTING_DEFAULTS[k]}
+
+    def _lexicon_digest(self) -> str | None:
+        """The lexicon as the resume state records it: a digest of its words (a moved file is the same lexicon)."""
+        if not self.lexicon:
+            return None
+        canonical = json.dumps({k: sorted(v) for k, v in self.lexicon.items()}, sort_keys=True, ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
     def state_dict(self) -> dict:
         """What resumes: on/off, the dictionary (resolved path, content digest, tokenizer hash) and the settings."""
@@ -302,17 +480,38 @@ class RetrievalCallback(Callback):
 
     # ------------------------------------------------------------------------------------------- injection
     def prompt(self, text: str, lang: str) -> str:
-        """The prompt of one sentence (what the model sees)."""
+        """The evaluation prompt of one sentence (what validation / test / predict show the model; training too
+        when no training-time draw is switched on)."""
         return self._retrieve(text, lang)[0]
 
-    def _retrieve(self, text: str, lang: str) -> tuple[str, np.ndarray]:
+    @property
+    def random_in_training(self) -> bool:
+        """Whether training prompts depend on per-step draws (dropout or ``exemplar="random_train"``)."""
+        return self.entry_dropout > 0 or self.block_dropout > 0 or self.exemplar == "random_train"
+
+    def training_prompt(self, text: str, lang: str, key: str, step: int) -> str:
+        """The training prompt of one sample at global step ``step``: the evaluation entries with, when switched
+        on, a random exemplar each and retrieval dropout, drawn from :func:`sample_generator` (reproducible,
+        rank-independent), then fitted to the budget."""
+        if not self.random_in_training:
+            return self.prompt(text, lang)
+        matches = self._retrieve(text, lang)[2]
+        rng = sample_generator(self._seed, step, key, "exemplar") if self.exemplar == "random_train" else None
+        entries = spell_entries(matches, self.dictionary, self.max_codes_per_entry, rng)
+        if self.entry_dropout > 0 or self.block_dropout > 0:
+            entries = drop_entries(entries, sample_generator(self._seed, step, key, "dropout"), self.entry_dropout,
+                                   self.block_dropout)
+        return fit_to_budget(text, lang, entries, self.dictionary.parts, self._budget, self._count_tokens,
+                             separator=self.separator)[0]
+
+    def _retrieve(self, text: str, lang: str) -> tuple[str, np.ndarray, list[Match]]:
         key = (text, lang)
         hit = self._cache.get(key)
         if hit is None:
-            entries = retrieve(text, lang, self.dictionary, top_k=self.top_k,
-                               max_codes_per_entry=self.max_codes_per_entry, order=self.order, matcher=self._matcher)
+            matches = select(self._matcher.match(text, lang), self.top_k, self.order, self.frequency)
+            entries = spell_entries(matches, self.dictionary, self.max_codes_per_entry)
             prompt, kept = fit_to_budget(text, lang, entries, self.dictionary.parts, self._budget,
-                                         self._count_tokens)
+                                         self._count_tokens, separator=self.separator)
             content, covered = content_coverage(text, lang, self._word_matcher)
             stats = np.array([1, bool(entries), content, covered, len(kept), len(kept) < len(entries)], np.float64)
             if len(kept) < len(entries) and not self._warned:
@@ -320,10 +519,10 @@ class RetrievalCallback(Callback):
                 rank_zero_warn(f"RetrievalCallback: the prompt of {text[:60]!r} exceeds the budget of "
                                f"{self._budget} tokens; {len(entries) - len(kept)} of {len(entries)} retrieved "
                                f"entries dropped (further cases are counted in */retrieval/*/truncated_share)")
-            hit = self._cache[key] = (prompt, stats)
+            hit = self._cache[key] = (prompt, stats, matches)
         return hit
 
-    def _inject(self, pl_module: LightningModule, batch, stage: str) -> None:
+    def _inject(self, trainer: Trainer, pl_module: LightningModule, batch, stage: str) -> None:
         if not self.enabled:
             return
         if not isinstance(batch, SignBatch):
@@ -336,8 +535,12 @@ class RetrievalCallback(Callback):
         sums = self._sums.setdefault(stage, np.zeros((len(LANGUAGES), len(_STATS))))
         seen = self._seen.setdefault(stage, set())
         langs = list(LANGUAGES)
+        # only training draws: evaluation never drops and always takes the first exemplar
+        step = trainer.global_step if stage == "train" and self.random_in_training else None
         for text, lang, key in zip(batch.text, batch.lang, batch.keys):
-            prompt, stats = self._retrieve(text, lang)
+            prompt, stats, _ = self._retrieve(text, lang)
+            if step is not None:
+                prompt = self.training_prompt(text, lang, key, step)
             prompts.append(prompt)
             if self.log_coverage and key not in seen:
                 seen.add(key)
@@ -345,16 +548,16 @@ class RetrievalCallback(Callback):
         batch.prompt = prompts
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._inject(pl_module, batch, "train")
+        self._inject(trainer, pl_module, batch, "train")
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        self._inject(pl_module, batch, "validation")
+        self._inject(trainer, pl_module, batch, "validation")
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        self._inject(pl_module, batch, "test")
+        self._inject(trainer, pl_module, batch, "test")
 
     def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        self._inject(pl_module, batch, "predict")
+        self._inject(trainer, pl_module, batch, "predict")
 
     # ---------------------------------------------------------------------------------------------- coverage
     def _reset(self, stage: str) -> None:

@@ -30,16 +30,33 @@ served. Two matchers:
   as a raw substring of the lower-cased sentence, stable-sorted by key length (§5.2): "two" inside "mittwoch"
   included. Keys only: no aliases, no inflection fallback (substrings already hit inflected words).
 
+*Known words* (``known_words="builtin"`` and / or a ``lexicon``; default ``"none"``: today's behaviour), for
+Chinese above all: forward maximum matching only knows the dictionary's words, so with 什么 in the dictionary but
+not 为什么, "你为什么哭" hits 什么, and "他开车" hits 车 (car) although 开车 is "to drive". Known words are segments
+that retrieve nothing: the scan takes them like entries (longest first; at equal length an entry or alias wins),
+so the characters inside them are not matched. Dictionary keys of other entries block the same way already (with
+both 什么 and 为什么 in the dictionary only 为什么 matches). ``"builtin"`` adds :data:`KNOWN_WORDS` (a short list of
+common Chinese multi-character words whose characters are common signs of their own: 为什么, 开车, 没有, 有些, 有的,
+一起, 东西, ...); ``lexicon`` adds any words per sign-language key (phrases too; for English / German a lexicon
+phrase longer than an entry blocks it). Known words are also segments of the Chinese coverage units.
+
 Selection (:func:`select`): hits are de-duplicated by word, then ``order="longest"`` keeps the ``top_k`` longest
 keys (in characters) longest first, ties in text order (SOKE's order; the reference breaks ties by dictionary
-order), and ``order="text"`` keeps the first ``top_k`` hits in text order. Each retrieved entry contributes its
-first exemplar, subsampled to at most ``max_codes_per_entry`` steps with ``floor(linspace(0, L-1, n))`` (§5.3).
+order), ``order="text"`` keeps the first ``top_k`` hits in text order, and ``order="rarest"`` keeps the ``top_k``
+words that are rarest in the training texts first (a document-frequency table: how many training sentences of the
+language contain the word, computed with the same matcher; the retrieval callback builds it from the DataModule's
+training split), ties longest first, then in text order. Each retrieved entry contributes its first exemplar (or,
+with a random generator, one drawn uniformly: the callback's ``exemplar="random_train"`` in training), subsampled
+to at most ``max_codes_per_entry`` steps with ``floor(linspace(0, L-1, n))`` (§5.3). :func:`drop_entries` is the
+callback's training-time retrieval dropout.
 
 Prompt (:func:`format_prompt`, §4.4 / §5.3): ``text`` + for each entry i = 1..k the language's separator
-(``" Key word {i}, "``, ``" 关键词 {i}, "``, ``" Schlüsselwort {i}, "``) + its code steps as motion-token
-triplets ``<body_b><lhand_l><rhand_r>`` (:func:`~soke_lightning.models.text_tokenizer.motion_string`, so the
-retrieval tokens are exactly the model's tokens). :func:`fit_to_budget` drops whole entries from the end until
-the prompt fits a token budget. :func:`build_prompt` does all of it and is what the retrieval callback,
+(``" Key word {i}, "``, ``" 关键词 {i}, "``, ``" Schlüsselwort {i}, "``; ``separator="word"`` appends the entry's
+word and a colon: ``" Key word {i}, {word}: "``, word-anchored as the paper-era official code wrote it) + its code
+steps as motion-token triplets ``<body_b><lhand_l><rhand_r>``
+(:func:`~soke_lightning.models.text_tokenizer.motion_string`, so the retrieval tokens are exactly the model's
+tokens). :func:`fit_to_budget` drops whole entries from the end until the prompt (with its separators, words
+included) fits a token budget. :func:`build_prompt` does all of it and is what the retrieval callback,
 ``soke dict match`` and ``soke generate`` call.
 
 Coverage (:func:`content_coverage`): a *content word* is a token (Chinese: a segment of the dictionary-driven
@@ -54,7 +71,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -100,14 +117,34 @@ MIN_STEM = 3
 #: Values of the ``inflection`` option.
 INFLECTIONS = ("none", "suffix")
 
+#: Built-in known words per spoken language for ``known_words="builtin"``: common multi-character Chinese words
+#: made of characters that are common dictionary signs of their own, so forward maximum matching would hit those
+#: signs inside them (什么 in 为什么, 车 in 开车, 有 in 没有 / 有些 / 有的, 一 in 一起 / 一样, 东 / 西 in 东西).
+#: Short on purpose: it blocks obvious false hits, it is not a segmentation lexicon (pass ``lexicon`` for that).
+#: Existential 有 ("有人...") is NOT blocked: 有人 would also hide 人 (person), which is usually wanted.
+KNOWN_WORDS: dict[str, frozenset[str]] = {
+    "zh": frozenset("为什么 什么时候 开车 没有 有些 有的 一起 一样 一些 一定 东西 但是 可是 还是 所以 因为 已经 "
+                    "时候 多少".split()),
+}
+#: Values of the ``known_words`` option.
+KNOWN_WORD_SOURCES = ("none", "builtin")
+#: Values of the ``order`` option (see :func:`select`).
+ORDERS = ("longest", "text", "rarest")
+#: Values of the ``separator`` option (see :func:`format_prompt`).
+SEPARATORS = ("index", "word")
+
 _LATIN_WORD = r"[^\W_]+(?:[-'+][^\W_]+)*"
 _CJK_CLASS = r"\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _WORD_RE = re.compile(_LATIN_WORD)
 _CHAR_RE = re.compile(rf"[{_CJK_CLASS}]|[^\W_{_CJK_CLASS}]+(?:[-'+][^\W_{_CJK_CLASS}]+)*")
 _MOTION_TOKEN = re.compile(r"<[A-Za-z]+_\d+>")
 
-Order = Literal["longest", "text"]
+Order = Literal["longest", "text", "rarest"]
 Inflection = Literal["none", "suffix"]
+Separator = Literal["index", "word"]
+KnownWords = Literal["none", "builtin"]
+#: Document frequency per language key: word -> training sentences containing it (``order="rarest"``).
+Frequency = Mapping[str, Mapping[str, int]]
 
 
 @dataclass(frozen=True)
@@ -200,24 +237,43 @@ def is_content_word(word: str, lang: str) -> bool:
 # --------------------------------------------------------------------------------------------------- matchers
 class WordMatcher:
     """Greedy longest match of dictionary phrases and their aliases over word tokens (characters for Chinese),
-    per language, with an optional inflection fallback (see the module docstring).
+    per language, with an optional inflection fallback and known words that block hits inside them (see the
+    module docstring).
 
     Args:
         dictionary: the sign dictionary.
         inflection: "none" (exact keys and aliases only) or "suffix" (also word + an inflection suffix).
+        known_words: "none" (only the dictionary's words segment the text; today's behaviour) or "builtin" (also
+            :data:`KNOWN_WORDS` of the text's spoken language).
+        lexicon: more known words per sign-language key ("csl": ["为什么", ...]); they retrieve nothing and block
+            the entries inside them.
     """
 
     name = "words"
 
-    def __init__(self, dictionary: SignDictionary, inflection: Inflection = "none"):
+    def __init__(self, dictionary: SignDictionary, inflection: Inflection = "none", known_words: KnownWords = "none",
+                 lexicon: Mapping[str, Iterable[str]] | None = None):
         if inflection not in INFLECTIONS:
             raise ValueError(f"inflection must be one of {INFLECTIONS}, got {inflection!r}")
+        if known_words not in KNOWN_WORD_SOURCES:
+            raise ValueError(f"known_words must be one of {KNOWN_WORD_SOURCES}, got {known_words!r}")
+        unknown = sorted(set(lexicon or {}) - set(LANGUAGES))
+        if unknown:
+            raise KeyError(f"lexicon has unknown language keys {unknown}; valid: {sorted(LANGUAGES)}")
         self.dictionary = dictionary
         self.inflection = inflection
+        self.known_words = known_words
+        self.lexicon = {lang: tuple(words) for lang, words in (lexicon or {}).items()}
         self._index: dict[tuple[str, bool], tuple[dict[tuple[str, ...], tuple[str, str]], int]] = {}
 
+    def blocking_words(self, lang: str) -> list[str]:
+        """The known words of ``lang`` that retrieve nothing and block the entries inside them (built-in list when
+        ``known_words="builtin"``, then the lexicon's)."""
+        builtin = sorted(KNOWN_WORDS.get(spoken(lang), ())) if self.known_words == "builtin" else []
+        return builtin + list(self.lexicon.get(lang, ()))
+
     def _lookup(self, lang: str, with_function_words: bool = False):
-        """(token tuple -> (entry word, "key" | "alias"), longest entry in tokens) of ``lang``."""
+        """(token tuple -> (entry word, "key" | "alias" | "block"), longest entry in tokens) of ``lang``."""
         key = (lang, with_function_words)
         if key not in self._index:
             function_words = FUNCTION_WORDS.get(spoken(lang), frozenset())
@@ -229,6 +285,9 @@ class WordMatcher:
                     form_tokens = tuple(t.text for t in tokenize(form, lang))
                     if not (len(form_tokens) == 1 and form_tokens[0] in function_words):
                         table.setdefault(form_tokens, (word, "alias"))
+            # after keys and aliases: at equal length an entry wins over a known word
+            for word in self.blocking_words(lang):
+                table.setdefault(tuple(t.text for t in tokenize(word, lang)), (word, "block"))
             if with_function_words:
                 for word in function_words:
                     table.setdefault(tuple(t.text for t in tokenize(word, lang)), (word, "key"))
@@ -249,7 +308,8 @@ class WordMatcher:
                     readings = itertools.product(*([keys[j], *stems[j]] for j in range(i, i + n)))
                     for reading in itertools.islice(readings, 1, None):  # the first reading is the exact one
                         if reading in table:
-                            hit = (table[reading][0], "suffix")
+                            word, via = table[reading]
+                            hit = (word, "block" if via == "block" else "suffix")  # an inflected known word blocks
                             break
                 if hit is not None:
                     out.append((i, n, *hit))
@@ -265,7 +325,7 @@ class WordMatcher:
         table, longest = self._lookup(lang)
         fallback = lang if self.inflection == "suffix" and spoken(lang) in INFLECTION_SUFFIXES else None
         return [Match(word, lang, tokens[i].start, tokens[i + n - 1].end, (i, n), via)
-                for i, n, word, via in self._scan(tokens, table, longest, fallback)]
+                for i, n, word, via in self._scan(tokens, table, longest, fallback) if via != "block"]
 
     def units(self, text: str, lang: str) -> list[tuple[str, bool]]:
         """The text as coverage units ``(unit, covered)``: tokens, or for Chinese dictionary-driven segments."""
@@ -320,20 +380,26 @@ class SokeSubstringMatcher:
 MATCHERS: dict[str, type] = {"words": WordMatcher, "soke_substring": SokeSubstringMatcher}
 
 
-def get_matcher(name: str, dictionary: SignDictionary, inflection: Inflection = "none"):
+def get_matcher(name: str, dictionary: SignDictionary, inflection: Inflection = "none",
+                known_words: KnownWords = "none", lexicon: Mapping[str, Iterable[str]] | None = None):
     """Instantiate matcher ``name`` ("words" or "soke_substring") over ``dictionary``.
 
     Args:
         inflection: the ``words`` matcher's inflection fallback ("none" or "suffix"); ``soke_substring`` only
             takes "none" (it matches raw substrings, inflected words included).
+        known_words / lexicon: the ``words`` matcher's known words (see :class:`WordMatcher`); ``soke_substring``
+            only takes "none" / None (it has no segmentation to block).
     """
     if name not in MATCHERS:
         raise KeyError(f"unknown retrieval matcher {name!r}; valid: {sorted(MATCHERS)}")
     if name == WordMatcher.name:
-        return WordMatcher(dictionary, inflection=inflection)
+        return WordMatcher(dictionary, inflection=inflection, known_words=known_words, lexicon=lexicon)
     if inflection != "none":
         raise ValueError(f"inflection={inflection!r} needs the 'words' matcher; {name!r} matches raw substrings "
                          f"(inflected words included) and takes inflection='none'")
+    if known_words != "none" or lexicon:
+        raise ValueError(f"known_words={known_words!r} / a lexicon needs the 'words' matcher; {name!r} matches raw "
+                         f"substrings and takes known_words='none' and no lexicon")
     return MATCHERS[name](dictionary)
 
 
@@ -347,10 +413,27 @@ def subsample_codes(codes: np.ndarray, max_steps: int | None) -> np.ndarray:
     return codes[np.floor(np.linspace(0, len(codes) - 1, max_steps)).astype(np.int64)]
 
 
-def select(matches: Sequence[Match], top_k: int | None, order: Order = "longest") -> list[Match]:
-    """De-duplicate by word, order (``longest``: key length descending, stable; ``text``: as found) and cut."""
-    if order not in ("longest", "text"):
-        raise ValueError(f"retrieval order must be 'longest' or 'text', got {order!r}")
+def select(matches: Sequence[Match], top_k: int | None, order: Order = "longest",
+           frequency: Frequency | None = None) -> list[Match]:
+    """De-duplicate by word, order and cut to ``top_k``.
+
+    Args:
+        matches: hits in the matcher's order.
+        top_k: entries kept (None: all).
+        order: "longest" (key length descending, stable), "text" (as found in the text) or "rarest" (ascending
+            ``frequency[lang][word]``, a word missing from the table counting 0; ties longest first, then in text
+            order).
+        frequency: the document-frequency table "rarest" needs (language key -> word -> training sentences).
+
+    Raises:
+        ValueError: an unknown ``order``, or "rarest" without ``frequency``.
+    """
+    if order not in ORDERS:
+        raise ValueError(f"retrieval order must be one of {ORDERS}, got {order!r}")
+    if order == "rarest" and frequency is None:
+        raise ValueError("retrieval order 'rarest' needs a frequency table (language -> word -> training sentences "
+                         "containing it); the retrieval callback computes it from the DataModule's training split, "
+                         "or pass frequency=... / use order 'longest'")
     unique, seen = [], set()
     for m in matches:
         if m.word not in seen:
@@ -358,40 +441,89 @@ def select(matches: Sequence[Match], top_k: int | None, order: Order = "longest"
             unique.append(m)
     if order == "longest":
         unique = sorted(unique, key=lambda m: -len(m.word))
+    elif order == "rarest":
+        unique = sorted(unique, key=lambda m: (frequency.get(m.lang, {}).get(m.word, 0), -len(m.word), m.start))
     else:
         unique = sorted(unique, key=lambda m: m.start)
     return unique if top_k is None else unique[:top_k]
 
 
-def retrieve(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
-             max_codes_per_entry: int | None = 10, order: Order = "longest",
-             matcher: str | WordMatcher | SokeSubstringMatcher = "words",
-             inflection: Inflection = "none") -> list[RetrievedEntry]:
-    """The entries retrieval injects for ``text``, in prompt order (see module docstring).
+def spell_entries(matches: Sequence[Match], dictionary: SignDictionary, max_codes_per_entry: int | None = 10,
+                  rng: np.random.Generator | None = None) -> list[RetrievedEntry]:
+    """The prompt entries of selected ``matches``: one exemplar each, subsampled to ``max_codes_per_entry`` steps.
 
-    ``inflection`` applies when ``matcher`` is a name; a matcher instance keeps its own.
+    Args:
+        rng: None takes each word's first exemplar (deterministic); a generator draws one uniformly per entry (one
+            draw per entry, also for words with a single exemplar, so the stream does not depend on the
+            dictionary's exemplar counts).
     """
-    matcher = get_matcher(matcher, dictionary, inflection) if isinstance(matcher, str) else matcher
     out = []
-    for m in select(matcher.match(text, lang), top_k, order):
-        exemplar = dictionary.exemplars(m.lang, m.word)[0]
+    for m in matches:
+        exemplars = dictionary.exemplars(m.lang, m.word)
+        exemplar = exemplars[0] if rng is None else exemplars[int(rng.integers(len(exemplars)))]
         out.append(RetrievedEntry(m, subsample_codes(exemplar, max_codes_per_entry), len(exemplar)))
     return out
 
 
-def format_prompt(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str]) -> str:
-    """``text`` + ``separator(i) + motion tokens`` for every entry (docs/design.md §5.3)."""
-    separator = get_language(lang).retrieval_separator
-    return text + "".join(separator.format(i=i) + motion_string(e.codes, parts) for i, e in enumerate(entries, 1))
+def drop_entries(entries: Sequence[RetrievedEntry], rng: np.random.Generator, entry_dropout: float = 0.0,
+                 block_dropout: float = 0.0) -> list[RetrievedEntry]:
+    """Retrieval dropout (training only): drop the whole block with probability ``block_dropout``, else each entry
+    independently with probability ``entry_dropout``. Kept entries keep their order (and are renumbered 1..k'
+    by :func:`format_prompt`).
+
+    The draws are always made (one for the block, then one per entry), so the same generator gives the same
+    decisions whatever the probabilities.
+    """
+    drop_block = rng.random() < block_dropout
+    keep = rng.random(len(entries)) >= entry_dropout
+    return [] if drop_block else [e for e, k in zip(entries, keep) if k]
 
 
-def separator_texts(max_entries: int = 10) -> list[str]:
+def retrieve(text: str, lang: str, dictionary: SignDictionary, *, top_k: int | None = 3,
+             max_codes_per_entry: int | None = 10, order: Order = "longest",
+             matcher: str | WordMatcher | SokeSubstringMatcher = "words",
+             inflection: Inflection = "none", frequency: Frequency | None = None,
+             rng: np.random.Generator | None = None, known_words: KnownWords = "none") -> list[RetrievedEntry]:
+    """The entries retrieval injects for ``text``, in prompt order (see module docstring).
+
+    ``inflection`` and ``known_words`` apply when ``matcher`` is a name; a matcher instance keeps its own.
+    ``frequency`` is the table of ``order="rarest"`` (:func:`select`); ``rng`` draws a random exemplar per entry
+    (:func:`spell_entries`; None: the first).
+    """
+    if isinstance(matcher, str):
+        matcher = get_matcher(matcher, dictionary, inflection, known_words)
+    return spell_entries(select(matcher.match(text, lang), top_k, order, frequency), dictionary, max_codes_per_entry,
+                         rng)
+
+
+def entry_separator(lang: str, i: int, word: str, separator: Separator = "index") -> str:
+    """The text before entry ``i``'s motion tokens: the language's separator (``" Key word 3, "``), followed with
+    ``separator="word"`` by the entry's word and a colon (``" Key word 3, apple: "``)."""
+    if separator not in SEPARATORS:
+        raise ValueError(f"retrieval separator must be one of {SEPARATORS}, got {separator!r}")
+    head = get_language(lang).retrieval_separator.format(i=i)
+    return head if separator == "index" else f"{head}{word}: "
+
+
+def format_prompt(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str],
+                  separator: Separator = "index") -> str:
+    """``text`` + ``separator(i) + motion tokens`` for every entry (docs/design.md §5.3; :func:`entry_separator`)."""
+    return text + "".join(entry_separator(lang, i, e.word, separator) + motion_string(e.codes, parts)
+                          for i, e in enumerate(entries, 1))
+
+
+def separator_texts(max_entries: int = 10, separator: Separator = "index") -> list[str]:
     """Every language's retrieval separator for entries 1..``max_entries`` (``" Key word 3, "`` ...).
 
     A text tokenizer trained only on the corpus sentences may lack the separators' characters (digits, 关键词) and
-    turn them into ``<unk>``, losing the entry index; add these strings to its training texts.
+    turn them into ``<unk>``, losing the entry index; add these strings to its training texts. With
+    ``separator="word"`` every string also ends in ``": "`` (the words themselves are in the training sentences).
     """
-    return [lang.retrieval_separator.format(i=i) for lang in LANGUAGES.values() for i in range(1, max_entries + 1)]
+    if separator not in SEPARATORS:
+        raise ValueError(f"retrieval separator must be one of {SEPARATORS}, got {separator!r}")
+    tail = ": " if separator == "word" else ""
+    return [lang.retrieval_separator.format(i=i) + tail for lang in LANGUAGES.values()
+            for i in range(1, max_entries + 1)]
 
 
 def approximate_token_count(prompt: str) -> int:
@@ -407,21 +539,22 @@ def approximate_token_count(prompt: str) -> int:
 
 def fit_to_budget(text: str, lang: str, entries: Sequence[RetrievedEntry], parts: Sequence[str],
                   max_tokens: int | None, count_tokens: Callable[[str], int] | None = None,
-                  reserved: int = 2) -> tuple[str, list[RetrievedEntry]]:
+                  reserved: int = 2, separator: Separator = "index") -> tuple[str, list[RetrievedEntry]]:
     """Drop whole entries from the end until the prompt plus ``reserved`` tokens (``</s>`` and the language
     code) fits ``max_tokens``; a sentence longer than the budget keeps no entry (the LM truncates the text).
+    The prompt is counted as written, so ``separator="word"`` counts the words too.
 
     Returns:
         (prompt, kept entries).
     """
     kept = list(entries)
-    prompt = format_prompt(text, lang, kept, parts)
+    prompt = format_prompt(text, lang, kept, parts, separator)
     if max_tokens is None:
         return prompt, kept
     count = count_tokens or approximate_token_count
     while kept and count(prompt) + reserved > max_tokens:
         kept.pop()
-        prompt = format_prompt(text, lang, kept, parts)
+        prompt = format_prompt(text, lang, kept, parts, separator)
     return prompt, kept
 
 
@@ -429,7 +562,9 @@ def build_prompt(text: str, lang: str, dictionary: SignDictionary, *, top_k: int
                  max_codes_per_entry: int | None = 10, order: Order = "longest",
                  matcher: str | WordMatcher | SokeSubstringMatcher = "words", max_tokens: int | None = None,
                  count_tokens: Callable[[str], int] | None = None,
-                 inflection: Inflection = "none") -> tuple[str, list[RetrievedEntry]]:
+                 inflection: Inflection = "none", separator: Separator = "index",
+                 frequency: Frequency | None = None,
+                 known_words: KnownWords = "none") -> tuple[str, list[RetrievedEntry]]:
     """The encoder prompt of ``text``: the sentence followed by the retrieved signs' motion tokens.
 
     Args:
@@ -438,19 +573,40 @@ def build_prompt(text: str, lang: str, dictionary: SignDictionary, *, top_k: int
         dictionary: the sign dictionary (bound to the model's tokenizer).
         top_k: entries to inject (SOKE: 3; None = all hits).
         max_codes_per_entry: code steps per entry, subsampled with linspace (SOKE: 10; None = all).
-        order: "longest" (SOKE) or "text" (see :func:`select`).
+        order: "longest" (SOKE), "text" or "rarest" (needs ``frequency``; see :func:`select`).
         matcher: "words" (default), "soke_substring" (parity) or a matcher instance (reuse its index).
         max_tokens: token budget of the whole encoder input (SOKE: 256) or None for no limit.
         count_tokens: counts a prompt's tokens (the model's text tokenizer); default
             :func:`approximate_token_count`, an upper bound.
         inflection: the ``words`` matcher's inflection fallback, "none" (default) or "suffix".
+        separator: "index" (SOKE: ``" Key word i, "``) or "word" (``" Key word i, <word>: "``).
+        frequency: document-frequency table of ``order="rarest"``.
+        known_words: the ``words`` matcher's known words, "none" (default) or "builtin" (see :class:`WordMatcher`).
 
     Returns:
         (prompt, the entries in it, in prompt order).
     """
     entries = retrieve(text, lang, dictionary, top_k=top_k, max_codes_per_entry=max_codes_per_entry, order=order,
-                       matcher=matcher, inflection=inflection)
-    return fit_to_budget(text, lang, entries, dictionary.parts, max_tokens, count_tokens)
+                       matcher=matcher, inflection=inflection, frequency=frequency, known_words=known_words)
+    return fit_to_budget(text, lang, entries, dictionary.parts, max_tokens, count_tokens, separator=separator)
+
+
+def document_frequency(pairs: Iterable[tuple[str, str]], matcher) -> dict[str, dict[str, int]]:
+    """The table of ``order="rarest"``: for every (text, language key) pair, each matched word counts once.
+
+    Args:
+        pairs: (sentence, sign-language key) of the training texts.
+        matcher: the matcher the prompts use (its hits' ``lang`` and ``word`` are counted).
+
+    Returns:
+        language key -> word -> number of texts containing it (words never matched are absent, i.e. 0).
+    """
+    table: dict[str, dict[str, int]] = {}
+    for text, lang in pairs:
+        for lang_word in {(m.lang, m.word) for m in matcher.match(text, lang)}:
+            words = table.setdefault(lang_word[0], {})
+            words[lang_word[1]] = words.get(lang_word[1], 0) + 1
+    return table
 
 
 def content_coverage(text: str, lang: str, matcher: WordMatcher) -> tuple[int, int]:

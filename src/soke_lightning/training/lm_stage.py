@@ -48,7 +48,7 @@ from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
 
 from soke_lightning.callbacks.prediction_writer import MotionPrediction
-from soke_lightning.callbacks.retrieval import RetrievalCallback
+from soke_lightning.callbacks.retrieval import RetrievalCallback, check_settings
 from soke_lightning.core.batch import SignBatch
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.kinematics import get_joint_backend
@@ -77,14 +77,19 @@ class ContractError(ValueError):
 
 
 def _check_retrieval_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate ``retrieval_settings`` keys against RetrievalCallback's arguments (without importing Lightning
-    callbacks at module import)."""
+    """Validate ``retrieval_settings`` keys against RetrievalCallback's arguments and their values with
+    :func:`~soke_lightning.callbacks.retrieval.check_settings`, so a bad value fails when the config is read."""
     settings = dict(settings or {})
     valid = set(inspect.signature(RetrievalCallback.__init__).parameters) - {"self", "enabled"}
     unknown = sorted(set(settings) - valid)
     if unknown:
         raise ValueError(f"LMStage: retrieval_settings has unknown keys {unknown}; valid: {sorted(valid)} (on/off "
                          f"is model.init_args.retrieval)")
+    try:
+        check_settings(settings)
+    except ValueError as err:
+        raise ValueError(f"LMStage: retrieval_settings: {err} (--model.init_args.retrieval_settings.KEY=VALUE)"
+                         ) from None
     return settings
 
 
@@ -116,7 +121,9 @@ class LMStage(EvalLoops, LightningModule):
         retrieval: add a :class:`~soke_lightning.callbacks.retrieval.RetrievalCallback` (retrieval-enhanced
             prompts, SOKE §5) from ``retrieval_settings``; False = the retrieval-off ablation.
         retrieval_settings: RetrievalCallback arguments (``dictionary``, ``top_k``, ``max_codes_per_entry``,
-            ``order``, ``matcher``, ``max_prompt_tokens``, ``log_coverage``, ``tokenizer``, ``build_split``).
+            ``order``, ``matcher``, ``max_prompt_tokens``, ``log_coverage``, ``tokenizer``, ``build_split``,
+            ``inflection``, ``separator``, ``entry_dropout``, ``block_dropout``, ``exemplar``, ``seed``,
+            ``known_words``, ``lexicon``); values are checked here.
             Defaults: ``dictionary`` = ``dictionary.json`` inside the DataModule's token cache (built on first use
             from its stores' ``build_split`` with the frozen tokenizer: the cache and the dictionary are both "this
             data under this tokenizer"); ``tokenizer`` = ``tokenizer_ckpt``; the rest as RetrievalCallback (SOKE).
@@ -298,7 +305,8 @@ class LMStage(EvalLoops, LightningModule):
         if self.trainer.is_global_zero:
             # The retrieval separators (" Key word 2, ", " 关键词 2, " ...) are part of prompts too: without them their
             # digits and characters would become <unk> and the entry index would be lost.
-            texts = list(dm.texts("train")) + separator_texts(10)
+            # separator "word" also writes ": " after each entry's word
+            texts = list(dm.texts("train")) + separator_texts(10, self.retrieval_settings.get("separator", "index"))
             files = tokenizer_files(TextTokenizer.train(texts, vocab_size=hp.text_vocab_size))
         files = self.trainer.strategy.broadcast(files, src=0)
         return tokenizer_from_files(files, f"embedded BPE trained on the {len(dm.texts('train'))} training texts")
