@@ -294,3 +294,14 @@ def _argv(args, out) -> list[str]:
     """The `soke dict build` command line of ``args`` writing to ``out``."""
     return ["build", "--tokenizer", args.tokenizer, "--data", args.data, "--out", str(out), "--batch-size",
             str(args.batch_size), *[x for kv in args.set for x in ("--set", kv)]]
+
+
+def test_span_codes_keep_the_steps_covering_the_sign():
+    from soke_lightning.retrieval.dictionary import span_codes
+
+    assert span_codes([12, 30], 48, 48, 4, 12) == (3, 8)        # frames 12..29 -> steps 3..7
+    assert span_codes([0, 48], 48, 48, 4, 12) == (0, 12)        # the whole clip
+    assert span_codes([20, 24], 48, 48, 4, 12) == (5, 6)        # at least one step
+    assert span_codes([10, 20], 30, 60, 4, 15) == (5, 10)       # a resampled clip (30 -> 60 frames) scales the span
+    with pytest.raises(ValueError, match="not inside"):
+        span_codes([40, 50], 48, 48, 4, 12)

@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-aliases", action="store_true",
                    help="ignore the samples' recorded surface forms (meta 'forms'): keys only, as SOKE's dictionary")
+    p.add_argument("--whole-clip", action="store_true",
+                   help="keep the codes of the whole clip (SOKE) instead of only those covering the sign's recorded "
+                        "span (meta['span'], SynthSign)")
 
     p = sub.add_parser("import", help="convert the official word2code.json")
     p.add_argument("word2code", help="the official scripts/word2code.json")
@@ -97,7 +100,8 @@ def _build(args) -> int:
     try:
         out = build_dictionary_file(args.tokenizer, build_datamodule(args.data, args.set), args.out, split=args.split,
                                     data_config=args.data,
-                                    batch_size=args.batch_size, device=args.device, aliases=not args.no_aliases)
+                                    batch_size=args.batch_size, device=args.device, aliases=not args.no_aliases,
+                                    sign_span=not args.whole_clip)
     except DictionaryError as err:
         print(f"soke dict build: {err}")
         return 2

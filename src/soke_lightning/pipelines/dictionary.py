@@ -19,7 +19,7 @@ from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary,
 
 def build_dictionary_file(tokenizer_ckpt: str | Path, dm, out: str | Path, *, split: str = "dictionary",
                           data_config: str | None = None, batch_size: int = 32, device: str | torch.device = "cpu",
-                          aliases: bool = True) -> SignDictionary:
+                          aliases: bool = True, sign_span: bool = True) -> SignDictionary:
     """Encode ``split`` of the DataModule's stores into a dictionary saved at ``out``.
 
     Args:
@@ -31,6 +31,7 @@ def build_dictionary_file(tokenizer_ckpt: str | Path, dm, out: str | Path, *, sp
         batch_size: samples per encoder batch.
         device: torch device of the tokenizer.
         aliases: add the samples' recorded surface forms as aliases.
+        sign_span: keep only the codes covering each sample's recorded sign span (False: the whole clip).
 
     Raises:
         DictionaryError: no store has ``split``.
@@ -48,6 +49,6 @@ def build_dictionary_file(tokenizer_ckpt: str | Path, dm, out: str | Path, *, sp
                              info={"tokenizer": str(Path(tokenizer_ckpt).resolve()),
                                    "sources": list(map(str, dm.stores)), "split": split,
                                    "datamodule": str(data_config)},
-                             aliases=aliases)
+                             aliases=aliases, sign_span=sign_span)
     built.save(out)
     return built

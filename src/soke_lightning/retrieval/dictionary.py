@@ -377,9 +377,36 @@ def import_word2code(path: str | os.PathLike, *, lang: str | None = None, latin_
 
 
 # ------------------------------------------------------------------------------------------------------ build
+def span_codes(span: Sequence[int], raw_frames: int, frames: int, rate: int, steps: int) -> tuple[int, int]:
+    """The code steps [first, last) that cover a sign's frame span inside a clip.
+
+    Args:
+        span: the sign's [start, end) in the clip's stored frames.
+        raw_frames: the clip's stored length; ``frames``: its length after temporal processing (the two differ
+            only when the length rule resampled the clip).
+        rate: frames per code step (the tokenizer's down-sampling).
+        steps: the clip's code steps.
+
+    >>> span_codes([12, 30], 48, 48, 4, 12)  # frames 12..29 -> steps 3..7
+    (3, 8)
+    """
+    start, end = int(span[0]), int(span[1])
+    if not 0 <= start < end <= raw_frames:
+        raise ValueError(f"sign span {list(span)} is not inside the clip's {raw_frames} frames")
+    scale = frames / raw_frames
+    first = min(steps - 1, int(start * scale) // rate)
+    last = max(first + 1, min(steps, -(-int(round(end * scale)) // rate)))
+    return first, last
+
+
 def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: int = 32, device=None,
-                     renormalize=None, info: dict | None = None, aliases: bool = True) -> SignDictionary:
+                     renormalize=None, info: dict | None = None, aliases: bool = True,
+                     sign_span: bool = True) -> SignDictionary:
     """Encode isolated signs with the frozen tokenizer: one exemplar per sample, keyed by the sample's text.
+
+    The whole clip is encoded (the encoder sees the sign with its padding, as in a continuous sentence); with
+    ``sign_span`` and a sample ``meta["span"]`` (the sign's [start, end) frames in the clip; SynthSign records it)
+    only the codes that cover the sign are kept (:func:`span_codes`), so rest padding does not enter the prompt.
 
     With ``aliases``, each sample's ``meta["forms"]`` (other surface forms of its word; SynthSign records them,
     other stores may not: no forms = the key only) become aliases of its entry (:func:`add_form_aliases`).
@@ -393,9 +420,11 @@ def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: in
         renormalize: optional map from the datasets' normalisation to the tokenizer's.
         info: provenance recorded in the file.
         aliases: add the samples' recorded forms as aliases (False: keys only, as SOKE's dictionary).
+        sign_span: keep only the codes of the sign's span when the sample records one (False: the whole clip,
+            as SOKE's dictionary).
 
     Returns:
-        The dictionary; the codes of each sample are exactly ``tokenizer.encode`` of that sample alone.
+        The dictionary; the codes of each sample are ``tokenizer.encode`` of that sample alone (cut to its span).
     """
     import torch
 
@@ -403,16 +432,24 @@ def build_dictionary(tokenizer, datasets, *, tokenizer_hash: str, batch_size: in
     out = SignDictionary(tokenizer_hash, tuple(tokenizer.parts), dict(tokenizer.codebook_sizes), info=dict(info or {}))
     forms: list[tuple[str, str, list[str]]] = []
     for dataset in datasets:
-        texts = {}
+        texts, spans = {}, {}
         for i in range(len(dataset)):
             r = dataset.record(i)
             texts[f"{r['corpus']}/{r['name']}"] = r["text"]
+            span = (r.get("meta") or {}).get("span")
+            if sign_span and span is not None:
+                spans[f"{r['corpus']}/{r['name']}"] = (span, int(r["length"]))
             forms.append((r["lang"], r["text"], list((r.get("meta") or {}).get("forms") or [])))
         records, codes = encode_dataset(tokenizer, dataset, batch_size, device, renormalize, desc="dictionary")
         order = {key: i for i, key in enumerate(texts)}
         # encode_dataset groups samples by length; restore dataset order so exemplar order is deterministic.
         for i in sorted(range(len(records)), key=lambda j: order[records[j]["key"]]):
-            out.add(records[i]["lang"], texts[records[i]["key"]], codes[i])
+            key, entry = records[i]["key"], codes[i]
+            if key in spans:
+                span, raw_frames = spans[key]
+                first, last = span_codes(span, raw_frames, records[i]["frames"], tokenizer.downsample_rate, len(entry))
+                entry = entry[first:last]
+            out.add(records[i]["lang"], texts[key], entry)
     if aliases:
         add_form_aliases(out, forms)
     return out
