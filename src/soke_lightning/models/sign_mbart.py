@@ -417,6 +417,19 @@ class SignMBart(nn.Module):
             return self._beam_flattened(encoder_states, attention_mask, tag_rows, config, weights, allowed)
         return self._generate_flattened(encoder_states, attention_mask, tag_rows, config, generator, weights, allowed)
 
+    def decoder_passes(self, result: GenerationResult) -> torch.Tensor:
+        """[B] sequential decoder passes each sample needed, the ``</s>`` step included.
+
+        multihead: one pass per time step (all parts at once); parallel: the parts run side by side in the batch, so
+        the longest part's steps; flattened: one pass per code of every part (P per time step).
+        """
+        stop = result.finished.long()
+        if self.decoding == "parallel":
+            return result.part_lengths.max(-1).values + stop
+        if self.decoding == "flattened":
+            return len(self.parts) * result.lengths + stop
+        return result.lengths + stop
+
     def _pick(self, hidden, part, config, generator, weights, allowed) -> torch.Tensor:
         scores = self.head_logits(hidden, part, weights[part]).masked_fill(~allowed[part], float("-inf"))
         return select_next(scores, config, generator)

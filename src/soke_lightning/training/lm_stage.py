@@ -505,7 +505,7 @@ class LMStage(EvalLoops, LightningModule):
             gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
         self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
         ones = torch.ones(size, device=self.device)
-        self._log_mean(stage, "steps_per_sample", (result.lengths + result.finished.long()).to(ones), ones)  # passes until </s>
+        self._log_mean(stage, "steps_per_sample", self.lm.decoder_passes(result).to(ones), ones)
         self._log_mean(stage, "latency_ms_per_sample", torch.tensor(1000.0 * elapsed / size, device=self.device), size)
         self._log_mean(stage, "frames_per_sample", lengths.to(ones), ones)
         return {"features": feats, "lengths": lengths}
