@@ -75,8 +75,9 @@ import json
 import logging
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import numpy as np
@@ -96,6 +97,7 @@ from soke_lightning.retrieval.matcher import (
     ORDERS,
     SEPARATORS,
     Match,
+    RetrievedEntry,
     WordMatcher,
     content_coverage,
     document_frequency,
@@ -479,6 +481,29 @@ class RetrievalCallback(Callback):
         rank_zero_warn(f"{message} (evaluating with the current ones)")
 
     # ------------------------------------------------------------------------------------------- injection
+    def attach(self, pl_module: LightningModule, datamodule=None) -> RetrievalCallback:
+        """Ready the callback outside a Trainer (offline evaluation, e.g. `soke claims`), as ``setup`` and the
+        first batch would: load and check the dictionary, build the ``rarest`` frequency table from
+        ``datamodule``'s training split, bind ``pl_module``'s text tokenizer and prompt budget.
+
+        Returns:
+            self.
+        """
+        self.setup(SimpleNamespace(datamodule=datamodule, is_global_zero=True), pl_module, "test")
+        if self.enabled:
+            self._bind_text_tokenizer(pl_module)
+        return self
+
+    def entries(self, text: str, lang: str) -> list[RetrievedEntry]:
+        """The evaluation entries of one sentence (selected and spelt, before the token budget)."""
+        return spell_entries(self._retrieve(text, lang)[2], self.dictionary, self.max_codes_per_entry)
+
+    def format_entries(self, text: str, lang: str, entries: Sequence[RetrievedEntry]) -> str:
+        """The prompt of ``text`` with the given ``entries`` (e.g. controls with other codes), fitted to the
+        budget with this callback's separator and token counter, as the evaluation prompt is."""
+        return fit_to_budget(text, lang, entries, self.dictionary.parts, self._budget, self._count_tokens,
+                             separator=self.separator)[0]
+
     def prompt(self, text: str, lang: str) -> str:
         """The evaluation prompt of one sentence (what validation / test / predict show the model; training too
         when no training-time draw is switched on)."""
