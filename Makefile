@@ -15,7 +15,7 @@ STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/last.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda claims
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -108,6 +108,10 @@ demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> 
 	@echo "demo: test table in $(OUT)/stage2-demo/report.json; ground truth | generated GIFs + SMPL-X npz in $(OUT)/demo/generated;"
 	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json;"
 	@echo "      HTML report (path above, 'report: ...') from $(OUT)/stage2-demo and the generated motion in $(DEMO_PRED)"
+
+CLAIMS_PLAN := $(if $(QUICK),quick,full)
+claims: $(STAMP)  ## SOKE's claims on SynthSign (retrieval, decoding, lambda, codebook; 3 seeds): outputs/claims/claims.md; QUICK=1 for the short plan; resumes
+	$(SOKE) claims --plan $(CLAIMS_PLAN) --out $(OUT)/claims$(if $(QUICK),-quick)
 
 sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a server answers, else `soke sweep`; SWEEP_RUNS=N)
 	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/codebook.yaml \

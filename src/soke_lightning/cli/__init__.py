@@ -37,6 +37,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "sweep": ("soke_lightning.cli.sweep", "run a wandb-format sweep locally (grid / random), resumable"),
     "backtranslate": ("soke_lightning.cli.backtranslate", "sign -> text back-translation and B-T BLEU/ROUGE"),
     "report": ("soke_lightning.cli.report", "write a self-contained HTML evaluation report of a run"),
+    "claims": ("soke_lightning.cli.claims", "train and evaluate SOKE's claims on SynthSign; verdicts in claims.md"),
 }
 
 

@@ -1,0 +1,95 @@
+"""`soke claims`: the frequency grouping, the paired statistics, the arms of a plan, and the whole run on the
+tiny plan (trains, evaluates, writes claims.md / claims.json / plots, and resumes without training again)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from soke_lightning.cli import main as soke_main
+from soke_lightning.pipelines.claims import (
+    Concepts,
+    frequency_group,
+    paired_change,
+    plan_arms,
+    plan_config,
+    verdicts,
+)
+
+
+def test_frequency_groups_on_a_hand_made_example():
+    known = Concepts(train_counts={"asl": Counter({"cat": 7, "dog": 2, "owl": 1}), "dgs": Counter({"cat": 1})},
+                     in_dictionary={"asl": {"dog", "emu"}, "dgs": set()}, word_concept={})
+    assert frequency_group(["cat"], "asl", known) == "seen+no_entry"
+    assert frequency_group(["cat", "dog"], "asl", known) == "rare+entry"      # 2 training sentences: rare
+    assert frequency_group(["cat", "owl"], "asl", known) == "rare+no_entry"   # rare, but no dictionary entry
+    assert frequency_group(["emu", "dog"], "asl", known) == "unseen+entry"    # the rarest concept decides
+    assert frequency_group(["yak"], "asl", known) == "unseen+no_entry"
+    assert frequency_group(["cat"], "dgs", known) == "rare+no_entry"          # counts are per language
+    assert frequency_group(["dog"], "asl", known, rare_max=1) == "seen+entry"
+
+
+def test_paired_change_and_its_interval():
+    base = {f"s{i}": 2.0 + (i % 3) for i in range(30)}
+    better = {k: 0.8 * v for k, v in base.items()}
+    out = paired_change(base, better, resamples=200)
+    assert out["change"] == pytest.approx(-0.2) and out["n"] == 30
+    assert out["low"] == pytest.approx(-0.2) and out["high"] == pytest.approx(-0.2)  # a constant ratio: no spread
+    noisy = {k: v * (0.7 if i % 2 else 1.1) for i, (k, v) in enumerate(base.items())}
+    out = paired_change(base, noisy, resamples=500)
+    assert out["low"] < out["change"] < out["high"]
+    assert paired_change(base, better, names=["s1", "s2", "missing"])["n"] == 2
+
+
+def test_every_plan_trains_each_claims_arm():
+    for plan in ("full", "quick", "tiny"):
+        cfg = plan_config(plan, "/tmp/unused")
+        names = [a.name for a in plan_arms(cfg)]
+        assert names[:2] == ["base", "retrieval"] and len(set(names)) == len(names)
+        assert {a.group for a in plan_arms(cfg)} >= {"base", "retrieval", "decoding", "lambda"}
+        assert len(cfg.seeds) >= 2
+    full = plan_config("full", "/tmp/unused")
+    assert len(full.seeds) >= 3
+    assert {a.value for a in plan_arms(full) if a.group == "decoding"} == {"flattened", "parallel"}
+    assert sorted(a.value for a in plan_arms(full) if a.group == "lambda") == [0.0, 0.2, 0.4, 0.5]
+
+
+def test_verdicts_follow_the_numbers():
+    c = {"change": -0.2, "low": -0.3, "high": -0.1, "n": 50}
+    flat = {"change": 0.0, "low": -0.01, "high": 0.01, "n": 50}
+    table = {"all": c, "asl": c, "csl": flat, "dgs": c}
+    summary = {"retrieval": {"dtw_jpe": {"retrieval": table, "random": {"all": flat}, "oracle": {"all": c},
+                                         "plain": {"all": flat}}}}
+    rows = {r["claim"]: r["verdict"] for r in verdicts(summary)}
+    assert rows["retrieval lowers DTW-JPE (asl)"] == "reproduced"
+    assert rows["retrieval lowers DTW-JPE (csl)"] == "not reproduced"
+    assert rows["random codes of the same length do not help (content matters)"] == "reproduced"
+
+
+@pytest.mark.slow
+def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys):
+    out = tmp_path / "claims"
+    argv = ["claims", "--plan", "tiny", "--out", str(out), "--seeds", "1", "--limit", "9"]
+    assert soke_main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| claim | paper | ours | verdict |" in printed and "claims.md" in printed
+    summary = json.loads((out / "claims.json").read_text())
+    names = {r["claim"] for r in summary["verdicts"]}
+    assert "retrieval lowers DTW-JPE (asl)" in names
+    assert "multihead runs 1/3 of flattened's decoder steps" in names
+    assert {"lambda", "codebook"} <= set(summary["sweeps"])
+    assert summary["backtranslation"] is not None
+    decoding = summary["decoding"]
+    assert decoding["flattened"]["steps_per_sample"] > decoding["multihead"]["steps_per_sample"]
+    for variant in ("retrieval", "random", "oracle", "plain"):
+        assert variant in summary["retrieval"]["dtw_jpe"]
+    markdown = (out / "claims.md").read_text()
+    assert "## Decoding schemes" in markdown and "**(best)**" in markdown
+    assert all((out / name).is_file() for name in ("retrieval.png", "lambda.png"))
+    evals = sorted(out.glob("runs/*/seed*/eval.json"))
+    assert len(evals) == len(plan_arms(plan_config("tiny", out)))
+    stamps = [p.stat().st_mtime_ns for p in evals]
+    assert soke_main(argv) == 0  # resumes: every run is done, nothing is trained or evaluated again
+    assert [p.stat().st_mtime_ns for p in evals] == stamps
