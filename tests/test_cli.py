@@ -25,3 +25,18 @@ def test_console_script_help_is_fast_and_light():
     code = "import sys; from soke_lightning import cli; cli.main(['--help']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_checkpoints_from_before_the_layering_name_todays_modules():
+    from soke_lightning.cli.lightning import upgrade_hparams
+
+    old = {"_class_path": "soke_lightning.stages.lm_stage.LMStage", "lr": 0.002,
+           "tokenizer": {"class_path": "soke_lightning.models.tokenizer.SignTokenizer"}, "paths": ["x"]}
+    new = upgrade_hparams(old)
+    assert new["_class_path"] == "soke_lightning.training.lm_stage.LMStage"
+    assert new["tokenizer"] == old["tokenizer"] and new["paths"] == ["x"] and new["lr"] == 0.002
+    judge = upgrade_hparams({"_class_path": "soke_lightning.stages.backtranslation.BackTranslationStage",
+                             "d_model": 64, "heads": 2, "lr": 1e-3})
+    assert judge == {"_class_path": "soke_lightning.training.backtranslation.BackTranslationStage", "lr": 1e-3,
+                     "architecture": {"d_model": 64, "heads": 2}}
+    assert upgrade_hparams(new) == new  # today's checkpoints pass unchanged

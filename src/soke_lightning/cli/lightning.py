@@ -1,13 +1,60 @@
-"""LightningCLI for soke (`soke fit|validate|test|predict`) and DataModules built from their YAML: any LightningModule / LightningDataModule by class_path, OmegaConf interpolation
-resolved after all `--config` files and dotted overrides are merged (``parser_mode="omegaconf+"``)."""
+"""LightningCLI for soke (`soke fit|validate|test|predict`) and DataModules built from their YAML.
+
+Any LightningModule / LightningDataModule by class_path, OmegaConf interpolation resolved after all `--config`
+files and dotted overrides are merged (``parser_mode="omegaconf+"``). Checkpoints written before the package was
+layered by role name their stage by its old module path; :func:`upgrade_hparams` maps them to today's, so
+``--ckpt_path OLD.ckpt`` keeps working.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import torch
 from jsonargparse import ArgumentParser, set_parsing_settings
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+
+#: Module paths of checkpoints written before the layering (old prefix -> new prefix).
+MOVED_MODULES: dict[str, str] = {
+    "soke_lightning.stages.lm_stage.": "soke_lightning.training.lm_stage.",
+    "soke_lightning.stages.tokenizer_stage.": "soke_lightning.training.tokenizer_stage.",
+    "soke_lightning.stages.backtranslation.": "soke_lightning.training.backtranslation.",
+    "soke_lightning.data.synthsign.": "soke_lightning.synthsign.",
+    "soke_lightning.data.layout.": "soke_lightning.core.layout.",
+    "soke_lightning.data.languages.": "soke_lightning.core.languages.",
+}
+#: Back-translation stage arguments that moved into its ``architecture``.
+_ARCHITECTURE_KEYS = ("feature_dim", "d_model", "encoder_layers", "decoder_layers", "heads", "ffn_dim", "dropout",
+                      "downsample", "max_motion_steps", "max_text_length", "no_repeat_ngram_size")
+
+
+def upgrade_hparams(value: Any) -> Any:
+    """Checkpoint hyper-parameters with today's module paths and argument layout (a copy; unknown values kept).
+
+    >>> upgrade_hparams({"_class_path": "soke_lightning.stages.lm_stage.LMStage", "lr": 0.1})
+    {'_class_path': 'soke_lightning.training.lm_stage.LMStage', 'lr': 0.1}
+    >>> upgrade_hparams({"_class_path": "soke_lightning.stages.backtranslation.BackTranslationStage", "d_model": 64})
+    {'_class_path': 'soke_lightning.training.backtranslation.BackTranslationStage', 'architecture': {'d_model': 64}}
+    """
+    if isinstance(value, str):
+        for old, new in MOVED_MODULES.items():
+            if value.startswith(old):
+                return new + value[len(old):]
+        return value
+    if isinstance(value, dict):
+        out = {k: upgrade_hparams(v) for k, v in value.items()}
+        if str(out.get("_class_path", "")).endswith(".BackTranslationStage") and "architecture" not in out:
+            moved = {k: out.pop(k) for k in _ARCHITECTURE_KEYS if k in out}
+            if moved:
+                out["architecture"] = moved
+        return out
+    if isinstance(value, list):
+        return [upgrade_hparams(v) for v in value]
+    return value
 
 
 class SokeCLI(LightningCLI):
@@ -26,6 +73,28 @@ class SokeCLI(LightningCLI):
             args=args,
             **kwargs,
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """As LightningCLI's: the checkpoint's hyper-parameters fill the model config (so ``--ckpt_path`` alone
+        rebuilds the model), after :func:`upgrade_hparams` maps an older checkpoint's module paths and layout."""
+        if not self.config.get("subcommand"):
+            return
+        ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        hparams = upgrade_hparams(torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
+            "hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        if not hparams:
+            return
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
+        except SystemExit:
+            sys.stderr.write(f"soke: the hyper-parameters stored in {ckpt_path} do not parse against this version "
+                             f"of the model (see above)\n")
+            raise
 
 
 def build_datamodule(config: str, overrides: Sequence[str] | None = None) -> LightningDataModule:
