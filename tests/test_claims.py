@@ -48,7 +48,7 @@ def test_every_plan_trains_each_claims_arm():
         cfg = plan_config(plan, "/tmp/unused")
         names = [a.name for a in plan_arms(cfg)]
         assert names[:2] == ["base", "retrieval"] and len(set(names)) == len(names)
-        assert {a.group for a in plan_arms(cfg)} >= {"base", "retrieval", "decoding", "lambda"}
+        assert {a.group for a in plan_arms(cfg)} >= {"base", "retrieval", "decoding"}
         assert len(cfg.seeds) >= 2
     full = plan_config("full", "/tmp/unused")
     assert len(full.seeds) >= 3

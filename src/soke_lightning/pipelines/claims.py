@@ -142,12 +142,13 @@ class ClaimsConfig:
             raise ValueError(f"ClaimsConfig.codebooks must contain 'base', got {sorted(self.codebooks)}")
 
 
-#: Named plans: "full" (`make claims`, about an hour on 2 cores), "quick" (`make claims QUICK=1`, a quarter of
-#: that), "tiny" (the test preset: toy models, about a minute).
+#: Named plans: "full" (`make claims`: every arm, about an hour on 2 idle cores), "quick" (`make claims QUICK=1`:
+#: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
+#: toy models, a few minutes).
 PLANS: dict[str, dict] = {
     "full": {},
-    "quick": {"seeds": (1, 2, 3), "stage1_epochs": 8, "stage2_epochs": 8, "judge": False, "codebooks": {"base": None},
-              "lambdas": (0.0, 0.5), "latency_samples": 6},
+    "quick": {"seeds": (1, 2, 3), "stage1_epochs": 12, "stage2_epochs": 10, "judge": False,
+              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
              "stage2_config": "experiments/stage2/debug.yaml", "judge_config": "experiments/backtranslation/debug.yaml",
              "stage1_epochs": 1, "stage2_epochs": 1, "judge_epochs": 1,
