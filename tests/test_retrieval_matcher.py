@@ -322,4 +322,4 @@ def test_synthsign_forms_let_the_matcher_find_every_signed_word():
     assert missed["aliases"] <= {("dgs", "she"), ("dgs", "they"), ("dgs", "have"), ("asl", "have"), ("dgs", "young"),
                                  ("dgs", "game"), ("dgs", "boy")}
     assert len(missed["keys"]) > len(missed["aliases"]) + 40  # keys alone miss plurals, conjugations, declensions
-    assert {("asl", "cup"), ("dgs", "help"), ("dgs", "bad")} <= missed["keys"]
+    assert {("asl", "car"), ("dgs", "help"), ("dgs", "bad")} <= missed["keys"]

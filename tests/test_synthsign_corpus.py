@@ -1,4 +1,7 @@
-"""SynthSign: determinism, the two seeds, dictionary coverage, grammar reordering, rotation ranges, hand placement."""
+"""SynthSign: determinism, the two seeds, dictionary coverage, grammar reordering, rotation ranges, hand placement.
+
+The long tail, the dictionary exemplars and the German spellings of corpus version 2: tests/test_synthsign_longtail.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import pytest
 from soke_lightning.core.layout import FIXED_BETAS, RAW_SLICES
 from soke_lightning.data.store import open_store
 from soke_lightning.synthsign import phonology as ph
-from soke_lightning.synthsign.generator import LANGS, build_lexicon, dictionary_samples, generate
+from soke_lightning.synthsign.generator import DICTIONARY_EXEMPLARS, LANGS, build_lexicon, generate
 from soke_lightning.synthsign.grammar import (
     ClauseSampler,
     realize,
@@ -41,13 +44,17 @@ def test_same_seeds_give_identical_bytes(stores):
 
 def test_new_seed_new_sentences_same_signs(stores):
     a, c = open_store(stores / "a"), open_store(stores / "c")
-    for name in ("frames.bin", "index.jsonl"):
-        assert _bytes(stores / "a" / "dictionary" / name) == _bytes(stores / "c" / "dictionary" / name)
+    # the seed draws the sentences, signers and exemplars (so the dictionary's frames and, through the evaluated
+    # vocabulary, some of its words); the lexicon seed fixes what it may hold and in which coverage order
+    assert _bytes(stores / "a" / "dictionary" / "frames.bin") != _bytes(stores / "c" / "dictionary" / "frames.bin")
+    lex = build_lexicon(0)
+    for store in (a, c):
+        for r in store.split("dictionary").records:
+            assert r["meta"]["concept"] in lex[r["lang"]].dictionary_order
     texts_a = {s.text for s in a.split("train")}
     texts_c = {s.text for s in c.split("train")}
     assert len(texts_a & texts_c) < 0.2 * len(texts_a)
     # the same concept is signed the same way (up to signer style) in both: compare the canonical citation
-    lex = build_lexicon(0)
     for sample in list(c.split("test"))[:5]:
         for cid in sample.meta["concepts"]:
             assert cid in lex[sample.lang].citation
@@ -62,21 +69,34 @@ def test_no_sentence_repeats_across_splits(stores):
 @pytest.mark.parametrize("coverage", [0.0, 0.25, 0.6, 1.0])
 def test_dictionary_coverage_fraction(coverage):
     lex = build_lexicon(0)
+    vocabulary = {c.id for c in CONCEPTS[::2]}
+    required = {"teacher", "paris"}
     for lang in LANGS:
-        entries = dictionary_samples(lex[lang], coverage)
         eligible = len(lex[lang].dictionary_order)
         assert len(CONCEPTS) - 3 <= eligible <= len(CONCEPTS)
-        assert len(entries) == round(coverage * eligible)
-        assert len({e.text for e in entries}) == len(entries)
-    smaller = {e.name for e in dictionary_samples(lex["asl"], 0.25)}
-    assert smaller <= {e.name for e in dictionary_samples(lex["asl"], 0.6)}
+        assert len(lex[lang].dictionary_words(coverage)) == round(coverage * eligible)
+        words = lex[lang].dictionary_words(coverage, vocabulary, required)
+        pool = [c for c in lex[lang].dictionary_order if c in vocabulary]
+        assert set(words) == set(pool[:round(coverage * len(pool))]) | required
+        assert len(set(words)) == len(words)
+    smaller = set(lex["asl"].dictionary_words(0.25, vocabulary))
+    assert smaller <= set(lex["asl"].dictionary_words(0.6, vocabulary))
+    with pytest.raises(ValueError, match="sie|she|they"):
+        lex["dgs"].dictionary_words(0.5, vocabulary, {"she"})  # "sie" names she and they: no entry can hold it
 
 
 def test_store_dictionary_matches_default_coverage(stores):
     store = open_store(stores / "a")
     d = store.split("dictionary")
+    lex = build_lexicon(0)
     for lang in LANGS:
-        assert d.langs.count(lang) == round(0.6 * len(build_lexicon(0)[lang].dictionary_order))
+        used = {c for split in ("train", "val", "test") for s in store.split(split).records if s["lang"] == lang
+                for c in s["meta"]["concepts"]}
+        evaluated = {c for split in ("val", "test") for s in store.split(split).records if s["lang"] == lang
+                     for c in s["meta"]["concepts"]}
+        words = lex[lang].dictionary_words(0.6, used, evaluated)
+        assert d.langs.count(lang) == len(DICTIONARY_EXEMPLARS) * len(words)
+        assert [r["meta"]["concept"] for r in d.records if r["lang"] == lang][::len(DICTIONARY_EXEMPLARS)] == words
     sample = d[0]
     assert sample.name.startswith(f"{sample.lang}_dict_") and sample.meta["concept"] in BY_ID
 
@@ -162,7 +182,7 @@ def _concept_phrases(tokens):
 def test_surface_forms_cover_every_word_the_grammar_writes():
     sampler = ClauseSampler({c.id: 1.0 for c in CONCEPTS}, np.random.default_rng(3))
     unknown, seen = {}, set()
-    for _ in range(2000):
+    for _ in range(6000):
         clause = sampler.sample()
         for spoken in ("en", "de", "zh"):
             for cid, phrase in _concept_phrases(realize(clause, spoken)[1]):
@@ -190,7 +210,7 @@ def test_surface_forms_per_language_and_ambiguous_forms_dropped():
     # "Spiele" = plural of Spiel and 1sg of spielen; "ihr" = dative of sie (she) and sie (they): no sign to pick
     assert "Spiele" in surface_forms(BY_ID["game"], "de") and "Spiele" not in de["game"]
     assert "spiele" not in de["play"] and "ihr" not in de["she"] + de["they"]
-    assert de["like"] == ("mag", "mast", "gemocht") and de["phone"] == ("Handys",)
+    assert de["like"] == ("mag", "magst", "gemocht") and de["phone"] == ("Handys",)
     owners = {}
     for cid, forms in de.items():
         for f in (BY_ID[cid].de, *forms):

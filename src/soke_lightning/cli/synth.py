@@ -24,7 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--lexicon-seed", type=int, default=0,
                         help="the languages' signs, concept frequencies and dictionary coverage order")
     parser.add_argument("--dictionary-coverage", type=float, default=0.6,
-                        help="fraction of concepts per language with an isolated-sign dictionary entry")
+                        help="fraction of the other concepts the corpus uses that get a dictionary entry (every "
+                             "val/test concept always has one)")
     parser.add_argument("--layout", default="packed", choices=["packed", "official"], help="output layout")
 
 

@@ -2,10 +2,13 @@
 
 * **mean pose**: the train-set mean frame repeated for the ground-truth length (an oracle length: with DTW's summed
   cost, a different length would change the scale, not the skill).
-* **dictionary concatenation**: tokenise the TEXT (not the ground-truth concepts), look each word up in the
-  store's ``dictionary`` split (longest match first) and concatenate the citation signs in text order with eased
-  transitions and rest at both ends. Words without an entry are skipped; a sentence without any hit is the rest
-  pose held for 40 frames.
+* **dictionary concatenation**: match the TEXT (not the ground-truth concepts) against the store's ``dictionary``
+  split exactly as retrieval's ``words`` matcher does (:class:`~soke_lightning.retrieval.matcher.WordMatcher`:
+  greedy longest match of the entries' words and of their aliases, i.e. the inflected forms the samples record in
+  ``meta["forms"]``, added as ``soke dict build`` adds them) and concatenate, in text order, the sign of each hit's
+  FIRST exemplar (only its ``meta["span"]`` frames, without the clip's rest padding; the whole clip when a sample
+  has no span) with eased transitions and rest at both ends. Words without an entry are skipped; a sentence
+  without any hit is the rest pose held for 40 frames.
 
 Scores: joints from the built-in skeleton; DTW-JPE and DTW-PA-JPE per language x part through
 :func:`soke_lightning.metrics.functional.parts.score_parts`; the ground truth gets SOKE's length rule.
@@ -14,18 +17,18 @@ Scores: joints from the built-in skeleton; DTW-JPE and DTW-PA-JPE per language x
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-from soke_lightning.core.languages import get_language
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, load_stats
 from soke_lightning.data.processing import length_indices
-from soke_lightning.data.store import PackedStore, open_store
+from soke_lightning.data.store import PackedStore, StoreSplit, open_store
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.functional.parts import parts_from_joint_sets, score_parts
+from soke_lightning.retrieval.dictionary import SignDictionary, add_form_aliases, normalize_word
+from soke_lightning.retrieval.matcher import WordMatcher
 from soke_lightning.synthsign.generator import CANONICAL, compose
 from soke_lightning.synthsign.phonology import rest_frame
 
@@ -34,33 +37,36 @@ log = logging.getLogger(__name__)
 BASELINES = ("mean_pose", "dictionary")
 #: The DTW variants scored (see :data:`soke_lightning.metrics.functional.dtw.VARIANTS`).
 METRICS = ("dtw_jpe", "dtw_pa_jpe")
-_WORD = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*", re.UNICODE)
+#: Placeholder tokenizer identity of the code-free dictionary the baseline matches with (it holds no codes).
+_MATCH_ONLY = "synthsign-baseline-match-only"
 
 
-def tokenize(text: str, char_level: bool) -> list[str]:
-    """Lower-cased words (punctuation dropped); characters for Chinese."""
-    text = text.lower()
-    if char_level:
-        return [ch for ch in text if _WORD.fullmatch(ch)]
-    return _WORD.findall(text)
+def dictionary_matcher(split: StoreSplit) -> tuple[WordMatcher, dict[tuple[str, str], dict]]:
+    """The ``words`` matcher over a dictionary split, and (lang, normalised word) -> its first exemplar's record.
+
+    The matcher is retrieval's own (:class:`~soke_lightning.retrieval.matcher.WordMatcher`, no inflection
+    fallback) over a code-free :class:`~soke_lightning.retrieval.dictionary.SignDictionary` with one placeholder
+    exemplar per word and the samples' ``meta["forms"]`` as aliases (:func:`add_form_aliases`, as ``soke dict
+    build`` adds them), so the baseline finds exactly the words retrieval finds.
+    """
+    dictionary = SignDictionary(_MATCH_ONLY, ("code",), {"code": 1})
+    first: dict[tuple[str, str], dict] = {}
+    forms = []
+    for r in split.records:  # store order = exemplar order: the first sample of a word is its first exemplar
+        key = normalize_word(r["text"])
+        if (r["lang"], key) not in first:
+            first[(r["lang"], key)] = r
+            dictionary.add(r["lang"], key, np.zeros((1, 1), dtype=np.int64))
+        forms.append((r["lang"], r["text"], list((r.get("meta") or {}).get("forms") or [])))
+    add_form_aliases(dictionary, forms)
+    return WordMatcher(dictionary), first
 
 
-def match_words(text: str, keys: dict[str, str], char_level: bool) -> list[str]:
-    """Greedy longest match of ``text`` against dictionary ``keys`` (lower-cased key -> entry name), in text order."""
-    tokens = tokenize(text, char_level)
-    joiner = "" if char_level else " "
-    longest = max((len(tokenize(k, char_level)) for k in keys), default=1)
-    out, i = [], 0
-    while i < len(tokens):
-        for n in range(min(longest, len(tokens) - i), 0, -1):
-            key = joiner.join(tokens[i:i + n])
-            if key in keys:
-                out.append(keys[key])
-                i += n
-                break
-        else:
-            i += 1
-    return out
+def sign_frames(sample) -> np.ndarray:
+    """The sign of a dictionary sample: its ``meta["span"]`` frames (the whole clip without a span), float64."""
+    span = (sample.meta or {}).get("span")
+    frames = sample.frames if span is None else sample.frames[span[0]:span[1]]
+    return frames.astype(np.float64)
 
 
 def mean_pose_predictions(store: PackedStore, split: str) -> dict[str, np.ndarray]:
@@ -73,30 +79,33 @@ def mean_pose_predictions(store: PackedStore, split: str) -> dict[str, np.ndarra
 
 
 def dictionary_predictions(store: PackedStore, split: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Sample name -> concatenated citation signs; and per language the fraction of text words that hit."""
+    """Sample name -> concatenated dictionary signs; and per language the fraction of sentence concepts hit.
+
+    A concept is hit when a matched entry's first exemplar has it as ``meta["concept"]`` (SynthSign); samples
+    without ``meta["concepts"]`` count one word and their matched entries instead (capped at 1 per sentence)."""
     if "dictionary" not in store:
         raise KeyError(f"{store.root} has no 'dictionary' split (it has {list(store.splits)}); "
                        f"generate the store with `soke synth`")
     dictionary = store.split("dictionary")
-    keys: dict[str, dict[str, str]] = defaultdict(dict)
-    for r in dictionary.records:
-        keys[r["lang"]][r["text"].lower()] = r["name"]
-    frames = {r["name"]: None for r in dictionary.records}
+    matcher, first = dictionary_matcher(dictionary)
+    frames: dict[str, np.ndarray] = {}
     out, hits, words = {}, defaultdict(int), defaultdict(int)
     for r in store.split(split).records:
-        char_level = get_language(r["lang"]).char_level_bleu
-        entries = match_words(r["text"], keys[r["lang"]], char_level)
-        hits[r["lang"]] += len(entries)
-        words[r["lang"]] += max(1, len(r["meta"].get("concepts", [])))
+        matched = [first[(r["lang"], m.word)] for m in matcher.match(r["text"], r["lang"])]
+        entries = [e["name"] for e in matched]
+        concepts = set(r["meta"].get("concepts", []))
+        if concepts:
+            hits[r["lang"]] += len(concepts & {(e.get("meta") or {}).get("concept") for e in matched})
+        else:
+            hits[r["lang"]] += min(1, len(entries))
+        words[r["lang"]] += max(1, len(concepts))
         if not entries:
             out[r["name"]] = np.tile(rest_frame(), (40, 1)).astype(np.float32)
             continue
-        citations = []
         for name in entries:
-            if frames[name] is None:
-                frames[name] = dictionary.by_name(name).frames.astype(np.float64)
-            citations.append(frames[name])
-        out[r["name"]] = compose(citations, CANONICAL, None)[0].astype(np.float32)
+            if name not in frames:
+                frames[name] = sign_frames(dictionary.by_name(name))
+        out[r["name"]] = compose([frames[name] for name in entries], CANONICAL, None)[0].astype(np.float32)
     return out, {lang: hits[lang] / words[lang] for lang in words}
 
 

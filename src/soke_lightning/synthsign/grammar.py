@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from soke_lightning.synthsign.lexicon import BY_ID, CONCEPTS, OBJECT_GROUPS, Concept, concepts_of
+from soke_lightning.synthsign.lexicon import BY_ID, CONCEPTS, OBJECT_GROUPS, PROPER, Concept, concepts_of
 
 #: Template name -> probability of being drawn.
 TEMPLATES: dict[str, float] = {
@@ -49,6 +49,11 @@ class NounPhrase:
             return self.head.forms["person"]
         return "3pl" if self.plural else "3sg"
 
+    @property
+    def proper(self) -> bool:
+        """A name or a city: no article, plural, adjective or numeral."""
+        return self.head.category in PROPER
+
     def sign_concepts(self) -> list[str]:
         return [c.id for c in (self.head, self.adj, self.num) if c is not None]
 
@@ -71,6 +76,11 @@ class Clause:
     wh: Concept | None = None
     wh_role: str | None = None
     extra: dict = field(default_factory=dict)
+
+
+def clause_concepts(clause: Clause) -> set[str]:
+    """Every concept a clause signs (the same in every sign language: only the order differs)."""
+    return set(sign_sequence(clause, "csl"))
 
 
 def sign_sequence(clause: Clause, lang: str) -> list[str]:
@@ -96,25 +106,65 @@ def sign_sequence(clause: Clause, lang: str) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------------- sampling
 
+_PRONOUN_IDS = frozenset(c.id for c in concepts_of("pronoun"))
+
+
+def countable(concept: Concept) -> bool:
+    """A noun that takes a numeral: a person, animal, object or food whose German plural differs from its
+    singular (so "two" is visible in every language)."""
+    return concept.category in ("person", "animal", "object", "food") and \
+        concept.forms["de_plural"] != concept.de
+
+
 
 class ClauseSampler:
     """Draws clauses with per-language Zipf-like concept weights.
 
     Args:
-        weights: concept id -> unnormalised frequency weight (the long tail).
+        weights: concept id -> unnormalised frequency weight (the long tail); a weight of 0 keeps a concept out of
+            the free draws (it can still be a :meth:`sample_containing` target).
         rng: numpy Generator (the corpus seed).
+        fallback: weights for a slot whose candidates all have weight 0 in ``weights`` (None: that is an error).
     """
 
-    def __init__(self, weights: dict[str, float], rng: np.random.Generator):
+    def __init__(self, weights: dict[str, float], rng: np.random.Generator,
+                 fallback: dict[str, float] | None = None):
         self.weights = weights
+        self.fallback = fallback
         self.rng = rng
         self._templates = list(TEMPLATES)
         self._template_p = np.array([TEMPLATES[t] for t in self._templates])
         self._template_p /= self._template_p.sum()
+        self._target: str | None = None  # the concept the next pick among its candidates must return
 
     def pick(self, candidates: list[Concept]) -> Concept:
+        if self._target is not None:
+            for c in candidates:
+                if c.id == self._target:
+                    self._target = None  # placed once; the other slots draw freely
+                    return c
         w = np.array([self.weights[c.id] for c in candidates], dtype=np.float64)
+        if not w.sum() > 0 and self.fallback is not None:
+            w = np.array([self.fallback[c.id] for c in candidates], dtype=np.float64)
+        if not w.sum() > 0:
+            raise ValueError(f"SynthSign sampler: every candidate of a slot has weight 0 "
+                             f"({[c.id for c in candidates][:8]}...)")
         return candidates[int(self.rng.choice(len(candidates), p=w / w.sum()))]
+
+    def sample_containing(self, concept: str, tries: int = 400) -> Clause | None:
+        """A clause that signs ``concept`` (the first slot that can hold it does), or None after ``tries`` draws.
+
+        Templates are drawn as usual and rejected until one has a slot for the concept (wh-words and negation have
+        one template or coin each, so a few hundred tries find them almost surely; the draws are seeded, so the
+        result is deterministic).
+        """
+        for _ in range(tries):
+            self._target = concept
+            clause = self.sample()
+            self._target = None
+            if concept in clause_concepts(clause):
+                return clause
+        return None
 
     def coin(self, p: float) -> bool:
         return bool(self.rng.random() < p)
@@ -123,21 +173,27 @@ class ClauseSampler:
         return self.pick(concepts_of("time")) if self.coin(p) else None
 
     def _subject(self, animate_only: bool = True, adj_p: float = 0.12) -> NounPhrase:
-        if self.coin(0.35):
+        if self._target in _PRONOUN_IDS or self.coin(0.35):
             return NounPhrase(self.pick(concepts_of("pronoun")))
-        head = self.pick(concepts_of("person", "animal") if animate_only else concepts_of("person"))
-        return NounPhrase(head, adj=self.pick(concepts_of("adjective")) if self.coin(adj_p) else None)
+        head = self.pick(concepts_of("person", "name", "animal") if animate_only else concepts_of("person", "name"))
+        adj = self.pick(concepts_of("adjective")) if self.coin(adj_p) and head.category not in PROPER else None
+        return NounPhrase(head, adj=adj)
 
-    def _object(self, verb: Concept, adj_p: float = 0.3, num_p: float = 0.2) -> NounPhrase:
+    def _object(self, verb: Concept, adj_p: float = 0.3, num_p: float = 0.2,
+                countable_only: bool = False) -> NounPhrase:
         pool: list[Concept] = []
         for group in verb.forms["objects"]:
             pool += [BY_ID[i] for i in OBJECT_GROUPS[group]] if group in OBJECT_GROUPS else concepts_of(group)
+        if countable_only:
+            pool = [c for c in pool if countable(c)]
         head = self.pick(pool)
-        countable = head.category in ("person", "animal", "object", "food") and head.forms["de_plural"] != head.de
         num = self.pick([c for c in concepts_of("number") if c.forms["value"] > 1]) \
-            if countable and self.coin(num_p) else None
-        adj = self.pick(concepts_of("adjective")) if self.coin(adj_p) else None
+            if countable(head) and self.coin(num_p) else None
+        adj = self.pick(concepts_of("adjective")) if self.coin(adj_p) and head.category not in PROPER else None
         return NounPhrase(head, adj=adj, num=num)
+
+    def _place(self) -> Concept:
+        return self.pick(concepts_of("place", "city"))
 
     def sample(self) -> Clause:
         template = self._templates[int(self.rng.choice(len(self._templates), p=self._template_p))]
@@ -160,18 +216,20 @@ class ClauseSampler:
 
     def _t_motion(self) -> Clause:
         return Clause("", time=self._time(), subj=self._subject(), verb=self.pick(concepts_of("verb_go")),
-                      place=self.pick(concepts_of("place")), neg=self.coin(0.12))
+                      place=self._place(), neg=self.coin(0.12))
 
     def _t_predicate(self) -> Clause:
-        subj = self._subject(adj_p=0.0)
-        if subj.head.category != "pronoun" and self.coin(0.4):
-            subj = NounPhrase(self.pick(concepts_of("object", "food", "place")))
+        if self._target is not None and BY_ID[self._target].category in ("object", "food", "place", "city"):
+            subj = NounPhrase(self.pick(concepts_of("object", "food", "place", "city")))
+        else:
+            subj = self._subject(adj_p=0.0)
+            if subj.head.category != "pronoun" and self.coin(0.4):
+                subj = NounPhrase(self.pick(concepts_of("object", "food", "place", "city")))
         return Clause("", time=self._time(0.4), subj=subj, pred=self.pick(concepts_of("adjective")),
                       neg=self.coin(0.15))
 
     def _t_weather(self) -> Clause:
-        return Clause("", time=self._time(0.9), weather=self.pick(concepts_of("weather")),
-                      place=self.pick(concepts_of("place")))
+        return Clause("", time=self._time(0.9), weather=self.pick(concepts_of("weather")), place=self._place())
 
     def _t_yes_no(self) -> Clause:
         c = self._t_transitive()
@@ -193,8 +251,8 @@ class ClauseSampler:
                       question="wh", wh=BY_ID["where"], wh_role="place")
 
     def _t_wh_when(self) -> Clause:
-        return Clause("", subj=self._subject(), verb=self.pick(concepts_of("verb_go")),
-                      place=self.pick(concepts_of("place")), question="wh", wh=BY_ID["when"], wh_role="time")
+        return Clause("", subj=self._subject(), verb=self.pick(concepts_of("verb_go")), place=self._place(),
+                      question="wh", wh=BY_ID["when"], wh_role="time")
 
     def _t_wh_why(self) -> Clause:
         return Clause("", time=self._time(0.3), subj=self._subject(adj_p=0.0), pred=self.pick(concepts_of("adjective")),
@@ -202,9 +260,7 @@ class ClauseSampler:
 
     def _t_how_many(self) -> Clause:
         verb = BY_ID[str(self.rng.choice(["have", "buy", "want", "see", "need"]))]
-        obj = self._object(verb, adj_p=0.15, num_p=0.0)
-        while obj.head.forms["de_plural"] == obj.head.de or obj.head.category in ("drink",):
-            obj = self._object(verb, adj_p=0.15, num_p=0.0)
+        obj = self._object(verb, adj_p=0.15, num_p=0.0, countable_only=True)
         return Clause("", time=self._time(0.3), subj=self._subject(), verb=verb, obj=obj, question="wh",
                       wh=BY_ID["how_many"], wh_role="obj")
 
@@ -230,6 +286,8 @@ def _en_np(np_: NounPhrase, *, subject: bool, bare_plural_wh: bool = False) -> l
         if subject:
             return [(h.en, h.id)]
         return [(_EN_OBJECT.get(h.id, h.en), h.id)]
+    if np_.proper:
+        return [(w, h.id) for w in h.en.split()]
     out: list[Token] = []
     if np_.num is not None:
         out.append((np_.num.en, np_.num.id))
@@ -264,7 +322,8 @@ def _en_be(tense: str, person: str) -> str:
 
 
 def _en_place(place: Concept, prep: str) -> list[Token]:
-    return _fw(prep, "the") + [(w, place.id) for w in place.en.split()]
+    article = [] if place.category in PROPER else ["the"]
+    return _fw(prep, *article) + [(w, place.id) for w in place.en.split()]
 
 
 def realize_en(c: Clause) -> tuple[list[Token], str]:
@@ -329,6 +388,11 @@ _DE_AUX = {
     "sein_past": {"1sg": "war", "2sg": "warst", "3sg": "war", "1pl": "waren", "3pl": "waren"},
 }
 _DE_1SG = {"wollen": "will", "mögen": "mag"}
+#: 2nd person singular forms the rule in :func:`de_2sg` cannot derive (a stem in -t contracted in the 3rd person:
+#: "hält" -> "hältst"); none of the lexicon's verbs needs one today, the table documents where such a verb goes.
+_DE_2SG: dict[str, str] = {"halten": "hältst", "raten": "rätst", "treten": "trittst"}
+#: Stem endings after which the 2nd person singular adds only -t ("du isst", "du putzt", "du liest", "du heißt").
+_DE_SIBILANTS = ("s", "ß", "x", "z")
 #: German question words that replace a wh concept's citation form: "wohin" (where, with a motion verb), "wem" (the
 #: object question of a dative verb).
 _DE_WH_TO = "wohin"
@@ -348,9 +412,23 @@ def _de_present(verb: Concept, person: str) -> list[str]:
     if person == "1sg":
         stem = inf[:-2] if inf.endswith("en") else inf[:-1]
         return [_DE_1SG.get(verb.de, stem + "e"), *particle]
-    main = third[0]
-    return [main if main.endswith(("st", "ß")) and not main.endswith("ß") else
-            (main + "t" if main.endswith("ß") else main[:-1] + "st"), *particle]
+    return [de_2sg(verb.de, third[0]), *particle]
+
+
+def de_2sg(infinitive: str, third: str) -> str:
+    """German present 2nd person singular from the 3rd ("du" form from the "er" form, finite part only).
+
+    * 3rd person in -t: its stem (the 3rd person minus -t, with the vowel change the 3rd person has) + -st, or
+      only -t after a sibilant: sieht -> siehst, fährt -> fährst, arbeitet -> arbeitest, hilft -> hilfst, but
+      isst -> isst, liest -> liest, putzt -> putzt, tanzt -> tanzt, heißt -> heißt;
+    * otherwise (modal verbs, whose 3rd person has no ending): + -st, or -t after a sibilant: mag -> magst,
+      will -> willst, kann -> kannst, muss -> musst, weiß -> weißt;
+    * :data:`_DE_2SG` lists the exceptions (stems in -t contracted in the 3rd person: hält -> hältst).
+    """
+    if infinitive in _DE_2SG:
+        return _DE_2SG[infinitive]
+    stem = third[:-1] if third.endswith("t") else third
+    return stem + ("t" if stem.endswith(_DE_SIBILANTS) else "st")
 
 
 #: Attributive adjective endings the German noun phrase uses (strong and weak declension).
@@ -365,6 +443,8 @@ def _de_np(np_: NounPhrase, case: str, *, article: bool = True) -> list[Token]:
     h = np_.head
     if h.category == "pronoun":
         return [(_DE_PRON.get(case, {}).get(h.de, h.de), h.id)]
+    if np_.proper:
+        return [(w, h.id) for w in h.de.split()]
     gender = "pl" if np_.plural else h.forms["de_gender"]
     out: list[Token] = []
     strong = np_.num is not None or not article
@@ -380,12 +460,16 @@ def _de_np(np_: NounPhrase, case: str, *, article: bool = True) -> list[Token]:
         else:
             ending = "en"
         out.append((_de_adj_stem(np_.adj) + ending, np_.adj.id))
-    noun = h.forms["de_plural"] if np_.plural else h.de
+    # a weak masculine noun takes -(e)n outside the nominative singular ("den Studenten"): its plural form
+    weak = h.forms.get("de_weak", False) and case != "nom"
+    noun = h.forms["de_plural"] if np_.plural or weak else h.de
     out += [(w, h.id) for w in noun.split()]
     return out
 
 
 def _de_place(place: Concept, prep: str) -> list[Token]:
+    if place.category in PROPER:  # towns take no article: "nach Berlin", "in Berlin"
+        return _fw("nach" if prep == "to" else "in") + [(w, place.id) for w in place.de.split()]
     g = place.forms["de_gender"]
     words = (["zur"] if g == "f" else ["zum"]) if prep == "to" else (["in", "der"] if g == "f" else ["im"])
     return _fw(*words) + [(place.de, place.id)]
@@ -472,10 +556,25 @@ def _zh_np(np_: NounPhrase, *, wh_count: Concept | None = None) -> list[Token]:
         out += [(np_.num.zh, np_.num.id)] + _fw(h.forms["zh_measure"])
     if np_.adj is not None:
         out.append((np_.adj.zh, np_.adj.id))
-        if len(np_.adj.zh) > 1:
+        if _zh_needs_de(np_.adj.zh, h.zh):
             out += _fw("的")
     out.append((h.zh, h.id))
     return out
+
+
+@functools.cache
+def _zh_words() -> frozenset[str]:
+    return frozenset(c.zh for c in CONCEPTS)
+
+
+@functools.cache
+def _zh_needs_de(adj: str, noun: str) -> bool:
+    """Whether 的 goes between a Chinese adjective and its noun: always after a multi-character adjective, and
+    after a one-character one when adjective + noun would start with another word (大 + 学生 reads 大学 生)."""
+    if len(adj) > 1:
+        return True
+    joined = adj + noun
+    return any(len(w) > 1 and joined.startswith(w) for w in _zh_words())
 
 
 def _zh_verb(verb: Concept, tense: str, neg: bool) -> tuple[list[Token], list[Token]]:
