@@ -527,10 +527,10 @@ def summarize(cfg: ClaimsConfig, results: dict[str, list[dict]], baselines: dict
     out["sweeps"] = sweeps
     # 4. the generator against the dictionary-concatenation baseline, per language x part
     cells = {}
+    by_part = {part: per_sample_means(base_runs, "plain", "dtw_jpe", part) for part in PARTS}
     for lang in sorted(set(langs.values())):
         for part in PARTS:
-            model = float(np.mean([per_sample_means(base_runs, "plain", "dtw_jpe", part)[n] for n in names
-                                   if langs[n] == lang]))
+            model = float(np.mean([by_part[part][n] for n in names if langs[n] == lang]))
             dictionary = baselines.get("dictionary", {}).get(lang, {}).get(part, {}).get("dtw_jpe")
             cells[f"{lang}/{part}"] = {"model": model, "dictionary": dictionary,
                                        "change": None if not dictionary else model / dictionary - 1.0}
