@@ -100,11 +100,13 @@ def test_no_argparse_outside_cli_and_no_stages_folder():
 
 def test_the_repository_points_to_no_document_outside_it():
     tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    outside = ("SOKE_SPEC", "../shared", "OFFICIAL_FORMATS", "ENVIRONMENT_NOTES", "SYNTHSIGN.md", "STYLE.md")
+    # spelt in pieces so that this file does not name them itself
+    outside = ("SOKE_" + "SPEC", "../" + "shared", "OFFICIAL_" + "FORMATS", "ENVIRONMENT_" + "NOTES",
+               "SYNTHSIGN" + ".md", "STYLE" + ".md")
     hits = []
     for name in tracked:
         path = ROOT / name
         if path.suffix in (".py", ".md", ".yaml", ".sh", ".sbatch", ".cfg", ".toml") or path.name == "Makefile":
             text = path.read_text(encoding="utf-8", errors="replace")
-            hits += [f"{name}: {word}" for word in outside if word in text and path.name != "test_layers.py"]
+            hits += [f"{name}: {word}" for word in outside if word in text]
     assert hits == []

@@ -23,7 +23,7 @@ Wiring (docs/design.md §4):
   ``{stage}/latency_ms_per_sample`` (generation + decoding wall time / batch size).
 * Retrieval (docs/design.md §5) is one switch: ``retrieval: true`` makes :meth:`LMStage.configure_callbacks` add a
   :class:`~soke_lightning.callbacks.retrieval.RetrievalCallback` built from ``retrieval_settings`` (what a sweep
-  toggles with ``--model.init_args.retrieval=True``; jsonargparse cannot index ``trainer.callbacks``). A callback
+  toggles with ``--model.init_args.retrieval=True``; the config parser cannot index ``trainer.callbacks``). A callback
   given in ``trainer.callbacks`` still works on its own; both at once is refused. The callback's state (dictionary
   digest, settings) is part of the checkpoint, and a resumed fit must have retrieval on/off as before.
 * ``compile: true`` compiles the SignMBart's forward (the teacher-forced training/validation loss) in place with
