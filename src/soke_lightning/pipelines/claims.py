@@ -169,7 +169,9 @@ def plan_arms(cfg: ClaimsConfig) -> list[Arm]:
     """Every arm of the run: the base (SOKE: multihead, λ = 1/3, no retrieval) and one change each."""
     arms = [Arm("base", "base", value="base"),
             Arm("retrieval", "retrieval", retrieval=True, value="on")]
-    arms += [Arm(f"decoding-{d}", "decoding", args=(f"--model.init_args.decoding={d}",), value=d)
+    # flattened targets are P codes per time step: the decoder's position table must hold 3 x max_codes + tags
+    longer = {"flattened": ("--model.init_args.mbart.max_position_embeddings=512",)}
+    arms += [Arm(f"decoding-{d}", "decoding", args=(f"--model.init_args.decoding={d}", *longer.get(d, ())), value=d)
              for d in cfg.decodings]
     arms += [Arm(f"lambda-{lam:g}", "lambda", args=(f"--model.init_args.lambda_hand={lam}",), value=float(lam))
              for lam in cfg.lambdas]
