@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from soke_lightning.callbacks.retrieval import RetrievalCallback, dictionary_digest
-from soke_lightning.data.datamodule import SignDataModule, stratified_subset
+from soke_lightning.data.datamodule import SignDataModule, checkpoint_processing, stratified_subset
 from soke_lightning.data.store import open_store
 from soke_lightning.metrics.dtw import name_hash
 from soke_lightning.retrieval import SignDictionary, WordMatcher, get_matcher, normalize_word
@@ -197,10 +197,9 @@ def load_side(path: str, side: str, dictionary: str | None, tokenizer: str | Non
 def make_datamodule(store: str, split: str, ckpt: dict, batch_size: int | None):
     """A SignDataModule over ``store``'s ``split`` with the checkpoint's processing settings (no token cache)."""
     saved = ckpt.get("datamodule_hyper_parameters") or {}
-    keep = ("languages", "normalization", "min_len", "max_len", "unit_len", "apply_fps_cap")
-    kwargs = {k: saved[k] for k in keep if k in saved}
     eval_bs = batch_size or saved.get("eval_batch_size") or saved.get("batch_size") or 32
-    return SignDataModule([store], test_split=split, batch_size=int(eval_bs), eval_batch_size=int(eval_bs), **kwargs)
+    return SignDataModule([store], test_split=split, batch_size=int(eval_bs), eval_batch_size=int(eval_bs),
+                          **checkpoint_processing(ckpt))
 
 
 # ------------------------------------------------------------------------------------------------------ concepts

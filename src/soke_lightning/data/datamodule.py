@@ -527,6 +527,18 @@ class SignDataModule(LightningDataModule):
         return self._eval_loader(self._dataset("test"))
 
 
+#: SignDataModule arguments that decide how samples are processed (what a trained model saw), as saved in a
+#: Lightning checkpoint's ``datamodule_hyper_parameters``.
+PROCESSING_ARGS = ("languages", "normalization", "min_len", "max_len", "unit_len", "apply_fps_cap")
+
+
+def checkpoint_processing(ckpt: dict) -> dict:
+    """The :data:`PROCESSING_ARGS` a checkpoint's DataModule was built with (those it recorded), to rebuild a
+    :class:`SignDataModule` that processes samples the same way for offline evaluation."""
+    saved = ckpt.get("datamodule_hyper_parameters") or {}
+    return {k: saved[k] for k in PROCESSING_ARGS if k in saved}
+
+
 #: The splits `soke encode` encodes by default (each only where a store has it).
 DEFAULT_SPLITS = ("train", "val", "test", "dictionary")
 

@@ -30,7 +30,7 @@ import torch
 
 from soke_lightning.callbacks.retrieval import RetrievalCallback
 from soke_lightning.core.io import atomic_write_json, atomic_write_text
-from soke_lightning.data.datamodule import SignDataModule
+from soke_lightning.data.datamodule import SignDataModule, checkpoint_processing
 from soke_lightning.data.store import open_store
 from soke_lightning.data.token_cache import open_token_cache
 from soke_lightning.metrics.functional.parts import score_parts
@@ -349,9 +349,8 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
     """
     torch.manual_seed(seed)
     stage = LMStage.from_checkpoint(ckpt).eval()
-    saved = torch.load(ckpt, map_location="cpu", weights_only=False).get("datamodule_hyper_parameters") or {}
-    keep = ("languages", "normalization", "min_len", "max_len", "unit_len", "apply_fps_cap")
-    dm = SignDataModule([str(store)], **{k: saved[k] for k in keep if k in saved}, batch_size=50, eval_batch_size=50)
+    processing = checkpoint_processing(torch.load(ckpt, map_location="cpu", weights_only=False))
+    dm = SignDataModule([str(store)], **processing, batch_size=50, eval_batch_size=50)
     dm.setup("test")
     dataset = dm.test_dataloader().dataset
     records = [dataset.record(i) for i in range(len(dataset))]
