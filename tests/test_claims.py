@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from soke_lightning.cli import main as soke_main
 from soke_lightning.pipelines.claims import (
     Concepts,
+    arm_args,
     frequency_group,
     paired_change,
     plan_arms,
@@ -54,6 +56,13 @@ def test_every_plan_trains_each_claims_arm():
     assert len(full.seeds) >= 3
     assert {a.value for a in plan_arms(full) if a.group == "decoding"} == {"flattened", "parallel"}
     assert sorted(a.value for a in plan_arms(full) if a.group == "lambda") == [0.0, 0.2, 0.4, 0.5]
+    (oracle,) = [a for a in plan_arms(full) if a.group == "diagnostic"]
+    assert oracle.retrieval and oracle.retrieval_settings == {"exemplar": "oracle"}
+    args = arm_args(full, oracle, 1, Path("store"), {"cache": Path("c"), "ckpt": Path("k"), "dictionary": Path("d")})
+    settings = json.loads(next(a for a in args if a.startswith("--model.init_args.retrieval_settings="))
+                          .split("=", 1)[1])
+    assert settings["exemplar"] == "oracle" and settings["dictionary"] == "d"
+    assert "retrieval-oracle" not in [a.name for a in plan_arms(plan_config("full", "/tmp/unused", oracle_arm=False))]
 
 
 def test_verdicts_follow_the_numbers():
@@ -93,3 +102,18 @@ def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys)
     stamps = [p.stat().st_mtime_ns for p in evals]
     assert soke_main(argv) == 0  # resumes: every run is done, nothing is trained or evaluated again
     assert [p.stat().st_mtime_ns for p in evals] == stamps
+    # --report-only trains nothing and says what is missing
+    removed = out / "runs" / "decoding-flattened" / "seed1" / "eval.json"
+    removed.unlink()
+    assert soke_main([*argv, "--report-only"]) == 0
+    assert not removed.exists()
+    partial = json.loads((out / "claims.json").read_text())
+    assert partial["runs"]["finished"] == len(evals) - 1 and partial["runs"]["per_arm"]["decoding-flattened"] == 0
+    assert "flattened" not in partial["decoding"]
+    assert "Partial run: " in (out / "claims.md").read_text()
+
+
+def test_report_only_refuses_a_folder_without_a_run(tmp_path, capsys):
+    assert soke_main(["claims", "--plan", "tiny", "--out", str(tmp_path / "none"), "--report-only"]) == 2
+    err = capsys.readouterr().err
+    assert "not a claims run folder (no baselines.json)" in err

@@ -346,3 +346,61 @@ def test_lm_stage_checks_and_threads_the_new_settings(multi_path):
     (cb,) = stage.configure_callbacks()
     assert (cb.separator, cb.entry_dropout, cb.block_dropout, cb.exemplar, cb.seed, cb.known_words, cb.order) == (
         "word", 0.1, 0.05, "random_train", 1, "builtin", "rarest")
+
+
+# ------------------------------------------------------------------------------------------ the oracle diagnostic
+def _oracle_store(root):
+    from soke_lightning.core.layout import RAW_DIM
+    from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
+    from soke_lightning.data.store import Sample, StoreWriter, open_store
+
+    frames = (0.1 * np.random.default_rng(0).standard_normal((44, RAW_DIM))).astype(np.float32)
+    writer = StoreWriter(root / "store", {"corpus": "test"})
+    with writer.split("train") as out:  # teacher signed in frames 0..19, apple in 20..43
+        out.add(Sample("t0", "the teacher and the apple", "asl", "how2sign", frames, 25.0,
+                       {"concepts": ["TEACHER", "APPLE"], "spans": [[0, 20], [20, 44]]}))
+    with writer.split("dictionary") as out:
+        for word in ("teacher", "apple", "on the weekend"):
+            out.add(Sample(f"d_{word}", word, "asl", "how2sign", frames[:40], 25.0, {"concept": word.upper()}))
+    mean, std, count = compute_stats(s.frames for s in open_store(root / "store").split("train"))
+    save_stats(root / "store" / STATS_FILE, mean, std, count, "test store")
+    return root / "store"
+
+
+def test_oracle_exemplar_puts_the_sentences_own_span_codes_into_every_stage(multi, multi_path, tmp_path):
+    from types import SimpleNamespace
+
+    from soke_lightning.data.datamodule import SignDataModule
+    from soke_lightning.models.text_tokenizer import motion_string
+
+    dm = SignDataModule(stores=[str(_oracle_store(tmp_path))])
+    own = torch.tensor([[k % 8, (k + 3) % 8, (k + 5) % 8] for k in range(11)])  # 44 frames = 11 code steps
+    text = "the teacher and the apple"
+
+    def batch(names, texts):
+        items = [SignItem(torch.zeros(44, 133), n, t, "asl", "how2sign", 25.0, codes=own) for n, t in zip(names, texts)]
+        return collate(items)
+
+    cb = RetrievalCallback(str(multi_path), exemplar="oracle", separator="word").attach(Recorder(), dm)
+    for hook in (cb.on_train_batch_start, cb.on_test_batch_start):
+        b = batch(["t0", "unknown"], [text, text])
+        hook(SimpleNamespace(global_step=0), Recorder(), b, 0)
+        oracle, fallback = b.prompt
+        # teacher: frames 0..19 -> steps 0..4; apple: frames 20..43 -> steps 5..10
+        assert f"teacher: {motion_string(own[0:5], PARTS)}" in oracle
+        assert f"apple: {motion_string(own[5:11], PARTS)}" in oracle
+        # a sample whose spans are unknown gets the dictionary's entries
+        assert fallback == build_prompt(text, "asl", multi, separator="word")[0]
+    # a retrieved word whose concept the sentence does not sign keeps its dictionary codes
+    b = batch(["t0"], ["the teacher on the weekend"])
+    cb.on_train_batch_start(SimpleNamespace(global_step=0), Recorder(), b, 0)
+    assert f"on the weekend: {motion_string(multi.exemplars('asl', 'on the weekend')[0], PARTS)}" in b.prompt[0]
+    assert f"teacher: {motion_string(own[0:5], PARTS)}" in b.prompt[0]
+    # batches without target codes cannot have an oracle
+    b = collate([SignItem(torch.zeros(44, 133), "t0", text, "asl", "how2sign", 25.0)])
+    with pytest.raises(ValueError, match="exemplar 'oracle' needs the batches' target codes"):
+        cb.on_train_batch_start(SimpleNamespace(global_step=0), Recorder(), b, 0)
+    # a corpus without spans is refused when the callback is set up
+    plain = SignDataModule(stores=[str(_store(tmp_path / "plain", train=[text], test=[text]))])
+    with pytest.raises(ValueError, match="exemplar 'oracle' needs sentences with meta 'concepts' / 'spans'"):
+        RetrievalCallback(str(multi_path), exemplar="oracle").attach(Recorder(), plain)

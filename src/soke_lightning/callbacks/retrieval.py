@@ -37,7 +37,10 @@ Recipe options (each defaults to SOKE's behaviour; docs/design.md §5.2-5.3):
 * ``entry_dropout`` / ``block_dropout`` (training only, default 0): each retrieved entry, or the whole retrieval
   block of a sample, is dropped with that probability (:func:`~soke_lightning.retrieval.matcher.drop_entries`).
 * ``exemplar``: "first" (SOKE: a word's first exemplar) or "random_train" (a uniformly drawn exemplar per training
-  step; evaluation always uses the first).
+  step; evaluation always uses the first); "oracle" is a diagnostic, not a recipe: every stage puts the sentence's
+  OWN codes of each retrieved sign's span into the prompt (:func:`~soke_lightning.retrieval.matcher.own_span_entries`;
+  needs a corpus that records concepts and spans, i.e. SynthSign, and batches with codes) - can the model copy at
+  all when the prompt holds exactly the answer?
 * ``known_words`` / ``lexicon`` (``words`` matcher): known words that retrieve nothing and block the dictionary
   words inside them ("builtin": :data:`~soke_lightning.retrieval.matcher.KNOWN_WORDS`, Chinese 为什么 / 开车 / 没有
   ...; ``lexicon``: more words per language, a mapping or a JSON file ``{"csl": ["为什么", ...]}``).
@@ -89,7 +92,12 @@ from soke_lightning.core.batch import SignBatch
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.data.datamodule import split_datasets
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
-from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, build_dictionary
+from soke_lightning.retrieval.dictionary import (
+    DictionaryError,
+    SignDictionary,
+    build_dictionary,
+    normalize_word,
+)
 from soke_lightning.retrieval.matcher import (
     INFLECTIONS,
     KNOWN_WORD_SOURCES,
@@ -104,6 +112,7 @@ from soke_lightning.retrieval.matcher import (
     drop_entries,
     fit_to_budget,
     get_matcher,
+    own_span_entries,
     select,
     spell_entries,
 )
@@ -113,8 +122,9 @@ log = logging.getLogger(__name__)
 #: Columns of the per-language coverage sums.
 _STATS = ("sentences", "hit", "content_words", "covered", "entries", "truncated")
 _STAGE_PREFIX = {"train": "train", "validation": "val", "test": "test", "predict": "predict"}
-#: Values of the ``exemplar`` option: a word's first exemplar, or a random one per training step.
-EXEMPLARS = ("first", "random_train")
+#: Values of the ``exemplar`` option: a word's first exemplar, a random one per training step, or the oracle (the
+#: sentence's own codes of the sign's span; a diagnostic upper bound).
+EXEMPLARS = ("first", "random_train", "oracle")
 #: Settings that shape the prompts: a resumed fit must use the same values.
 PROMPT_SETTINGS = ("top_k", "max_codes_per_entry", "order", "matcher", "max_prompt_tokens", "inflection",
                    "separator", "entry_dropout", "block_dropout", "exemplar", "seed", "known_words", "lexicon")
@@ -246,8 +256,9 @@ class RetrievalCallback(Callback):
         separator: "index" (SOKE: ``" Key word i, <codes>"``) or "word" (``" Key word i, <word>: <codes>"``).
         entry_dropout: training only: probability that each retrieved entry is dropped (SOKE: 0).
         block_dropout: training only: probability that a sample's whole retrieval block is dropped (SOKE: 0).
-        exemplar: "first" (SOKE: a word's first exemplar) or "random_train" (a random exemplar per training step;
-            evaluation takes the first).
+        exemplar: "first" (SOKE: a word's first exemplar), "random_train" (a random exemplar per training step;
+            evaluation takes the first) or "oracle" (diagnostic: the sentence's own codes of the sign's span, in
+            every stage; see the module docstring).
         seed: seed of the training-time draws (with the global step and the sample key); None = Lightning's
             global seed (``PL_GLOBAL_SEED``) or 0.
         known_words: ``words`` matcher: "none" (only dictionary words segment the text) or "builtin" (also the
@@ -261,7 +272,7 @@ class RetrievalCallback(Callback):
                  log_coverage: bool = True, enabled: bool = True, tokenizer: str | None = None,
                  build_split: str = "dictionary", inflection: Literal["none", "suffix"] = "none",
                  separator: Literal["index", "word"] = "index", entry_dropout: float = 0.0,
-                 block_dropout: float = 0.0, exemplar: Literal["first", "random_train"] = "first",
+                 block_dropout: float = 0.0, exemplar: Literal["first", "random_train", "oracle"] = "first",
                  seed: int | None = None, known_words: Literal["none", "builtin"] = "none",
                  lexicon: str | dict[str, list[str]] | None = None):
         super().__init__()
@@ -305,8 +316,12 @@ class RetrievalCallback(Callback):
         self._seen: dict[str, set[str]] = {}
         self._warned = False
         self._bound = False
+        self._rate = 4
         self._budget: int | None = max_prompt_tokens
         self._trainer: Trainer | None = None
+        #: ``exemplar="oracle"``: sample key -> (concepts, spans, stored frames); (lang, word) -> concept.
+        self._spans: dict[str, tuple[list[str], list, int]] = {}
+        self._concepts: dict[tuple[str, str], str] = {}
 
     # ---------------------------------------------------------------------------------------------- set-up
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -332,6 +347,8 @@ class RetrievalCallback(Callback):
                                          lexicon=self.lexicon)
         # the same on every rank: seed_everything sets PL_GLOBAL_SEED in every process
         self._seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        if self.exemplar == "oracle" and not self._spans:
+            self._spans, self._concepts = self._oracle_tables(trainer)
         if self.order == "rarest" and self.frequency is None:
             self.frequency = document_frequency(self._training_texts(trainer), self._matcher)
             rank_zero_info(f"RetrievalCallback: order 'rarest': document frequency of "
@@ -361,6 +378,44 @@ class RetrievalCallback(Callback):
         ds = datasets["train"]
         return [(r["text"], r["lang"]) for r in map(ds.record, range(len(ds)))]
 
+    def _oracle_tables(self, trainer: Trainer) -> tuple[dict, dict]:
+        """``exemplar="oracle"``: the signed concepts and spans of every sample, and each dictionary word's concept,
+        from the DataModule's splits (SynthSign records them in ``meta``)."""
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "stores"):
+            raise ValueError(f"RetrievalCallback: exemplar 'oracle' reads the sentences' sign spans from the trainer's "
+                             f"SignDataModule, but it has none (got {type(dm).__name__})")
+        datasets = split_datasets(dm, ["train", "val", "test", self.build_split])
+        spans, concepts = {}, {}
+        for split, ds in datasets.items():
+            for r in map(ds.record, range(len(ds))):
+                meta = r.get("meta") or {}
+                if split == self.build_split and meta.get("concept") is not None:
+                    concepts[(r["lang"], normalize_word(r["text"]))] = meta["concept"]
+                elif meta.get("spans") is not None and meta.get("concepts") is not None:
+                    spans[f"{r['corpus']}/{r['name']}"] = (list(meta["concepts"]), meta["spans"], int(r["length"]))
+        if not spans or not concepts:
+            raise ValueError(f"RetrievalCallback: exemplar 'oracle' needs sentences with meta 'concepts' / 'spans' and "
+                             f"a {self.build_split!r} split with meta 'concept' (SynthSign); the stores {list(dm.stores)} "
+                             f"have {len(spans)} such sentences and {len(concepts)} such dictionary words")
+        return spans, concepts
+
+    def _oracle_prompt(self, text: str, lang: str, key: str, codes: torch.Tensor, step: int | None) -> str | None:
+        """The prompt with each entry's codes replaced by the sample's own span codes (None: no spans known)."""
+        meta = self._spans.get(key)
+        if meta is None:
+            return None
+        entries = spell_entries(self._retrieve(text, lang)[2], self.dictionary, self.max_codes_per_entry)
+        concepts, spans, frames = meta
+        own = codes[codes[:, 0] >= 0].cpu().numpy()
+        entries = own_span_entries(entries, lambda lg, w: self._concepts.get((lg, w)), concepts, spans, frames, own,
+                                   self._rate, self.max_codes_per_entry, strict=False)
+        if step is not None and (self.entry_dropout > 0 or self.block_dropout > 0):
+            entries = drop_entries(entries, sample_generator(self._seed, step, key, "dropout"), self.entry_dropout,
+                                   self.block_dropout)
+        return fit_to_budget(text, lang, entries, self.dictionary.parts, self._budget, self._count_tokens,
+                             separator=self.separator)[0]
+
     def _bind_text_tokenizer(self, pl_module: LightningModule) -> None:
         """At the first batch (the LM stage builds or restores its text tokenizer after the callbacks' setup):
         check its motion vocabulary, count tokens with it, take the budget from ``max_source_length``."""
@@ -372,6 +427,7 @@ class RetrievalCallback(Callback):
                                             codebook_sizes=dict(zip(motion.parts, motion.codebook_sizes)),
                                             source=f"the motion vocabulary of {type(pl_module).__name__}")
         self._count_tokens = getattr(text_tok, "count_tokens", None)
+        self._rate = int(getattr(getattr(pl_module, "tokenizer", None), "downsample_rate", 4))
         if self.max_prompt_tokens is None:
             self._budget = pl_module.hparams.get("max_source_length")
         else:
@@ -562,9 +618,16 @@ class RetrievalCallback(Callback):
         langs = list(LANGUAGES)
         # only training draws: evaluation never drops and always takes the first exemplar
         step = trainer.global_step if stage == "train" and self.random_in_training else None
-        for text, lang, key in zip(batch.text, batch.lang, batch.keys):
+        oracle = self.exemplar == "oracle"
+        if oracle and batch.codes is None:
+            raise ValueError("RetrievalCallback: exemplar 'oracle' needs the batches' target codes (a token cache); "
+                             "this batch has none")
+        for i, (text, lang, key) in enumerate(zip(batch.text, batch.lang, batch.keys)):
             prompt, stats, _ = self._retrieve(text, lang)
-            if step is not None:
+            if oracle:
+                own = self._oracle_prompt(text, lang, key, batch.codes[i], step)
+                prompt = prompt if own is None else own
+            elif step is not None:
                 prompt = self.training_prompt(text, lang, key, step)
             prompts.append(prompt)
             if self.log_coverage and key not in seen:

@@ -1,6 +1,6 @@
 """`soke claims`: train and evaluate SOKE's three claims on SynthSign in one command and write the verdicts.
 
-    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2]
+    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only]
 
 Arms (every one trained with each seed, the same schedule for all): retrieval off / on (plus random-code and
 oracle controls of the retrieval model at evaluation), multihead / flattened / parallel decoding, the λ grid and
@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="trainings at once, one thread each (default 2)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate at most N test sentences (smoke runs)")
     parser.add_argument("--no-judge", action="store_true", help="skip the back-translation judge (B-T BLEU)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write claims.md / claims.json from the runs already finished in --out "
+                             "(a partial or interrupted run; the write-up says what is missing)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["limit"] = args.limit
     if args.no_judge:
         overrides["judge"] = False
+    if args.report_only:
+        overrides["report_only"] = True
     try:
         cfg = plan_config(args.plan, args.out, **overrides)
         summary = run_claims(cfg, progress=lambda line: print(f"claims: {line}", flush=True))

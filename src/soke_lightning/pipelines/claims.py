@@ -39,8 +39,8 @@ from soke_lightning.pipelines.backtranslate import generate_records, read_store,
 from soke_lightning.pipelines.baselines import run_baselines
 from soke_lightning.pipelines.dictionary import build_dictionary_file
 from soke_lightning.pipelines.encode import encode_to_cache
-from soke_lightning.retrieval.dictionary import span_codes
-from soke_lightning.retrieval.matcher import RetrievedEntry, subsample_codes
+from soke_lightning.retrieval.dictionary import SignDictionary, span_codes
+from soke_lightning.retrieval.matcher import RetrievedEntry, own_span_entries
 from soke_lightning.synthsign.generator import generate as generate_corpus
 from soke_lightning.training.lm_stage import LMStage
 
@@ -70,11 +70,12 @@ class Arm:
 
     Attributes:
         name: identifier (folder name).
-        group: "base", "retrieval", "decoding", "lambda" or "codebook".
+        group: "base", "retrieval", "decoding", "lambda", "codebook" or "diagnostic".
         codebook: key of the stage-1 tokenizer it trains against.
         args: LightningCLI overrides of the stage-2 config.
         retrieval: trained and evaluated with retrieval prompts.
         value: the swept value (λ, scheme, codebook label) for tables and plots.
+        retrieval_settings: overrides of the run's retrieval settings (the oracle diagnostic: exemplar "oracle").
     """
 
     name: str
@@ -83,6 +84,7 @@ class Arm:
     args: tuple[str, ...] = ()
     retrieval: bool = False
     value: float | str | None = None
+    retrieval_settings: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -102,10 +104,14 @@ class ClaimsConfig:
         decodings: decoding schemes trained besides multihead.
         retrieval_settings: the RetrievalCallback settings of the retrieval arm (the dictionary is added).
         judge: train the back-translation judge and report B-T BLEU.
+        oracle_arm: also train the diagnostic arm whose prompts hold each retrieved sign's OWN codes in training and
+            evaluation (can the model copy at all?), and measure how much the dictionary entries share with them.
         workers: trainings run at once (one thread each).
         bootstrap: resamples of the paired bootstrap.
         latency_samples: sentences timed one at a time per decoding arm (batch-1 latency).
         limit: evaluate at most this many test sentences (None: all).
+        report_only: train nothing: write the tables from the runs already finished in ``out`` (a partial or
+            interrupted run; each table says how many seeds it averages).
     """
 
     out: Path
@@ -129,10 +135,12 @@ class ClaimsConfig:
         "top_k": 3, "max_codes_per_entry": 10, "order": "rarest", "separator": "word", "entry_dropout": 0.3,
         "block_dropout": 0.2, "exemplar": "random_train", "known_words": "builtin"})
     judge: bool = True
+    oracle_arm: bool = True
     workers: int = 2
     bootstrap: int = 1000
     latency_samples: int = 12
     limit: int | None = None
+    report_only: bool = False
 
     def __post_init__(self):
         self.out = Path(self.out)
@@ -146,7 +154,8 @@ class ClaimsConfig:
 #: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
 #: toy models, a few minutes).
 PLANS: dict[str, dict] = {
-    "full": {},
+    # 9 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes)
+    "full": {"stage2_epochs": 12},
     "quick": {"seeds": (1, 2, 3), "stage1_epochs": 12, "stage2_epochs": 10, "judge": False,
               "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
@@ -169,6 +178,9 @@ def plan_arms(cfg: ClaimsConfig) -> list[Arm]:
     """Every arm of the run: the base (SOKE: multihead, λ = 1/3, no retrieval) and one change each."""
     arms = [Arm("base", "base", value="base"),
             Arm("retrieval", "retrieval", retrieval=True, value="on")]
+    if cfg.oracle_arm:  # the diagnostic right after retrieval: it explains the retrieval verdict
+        arms.append(Arm("retrieval-oracle", "diagnostic", retrieval=True, value="oracle",
+                        retrieval_settings={"exemplar": "oracle"}))
     # flattened targets are P codes per time step: the decoder's position table must hold 3 x max_codes + tags
     longer = {"flattened": ("--model.init_args.mbart.max_position_embeddings=512",)}
     arms += [Arm(f"decoding-{d}", "decoding", args=(f"--model.init_args.decoding={d}", *longer.get(d, ())), value=d)
@@ -250,7 +262,7 @@ def arm_args(cfg: ClaimsConfig, arm: Arm, seed: int, store: Path, tokenizer: dic
             f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--trainer.max_epochs={cfg.stage2_epochs}",
             *cfg.stage2_args, *arm.args]
     if arm.retrieval:
-        settings = {**cfg.retrieval_settings, "dictionary": str(tokenizer["dictionary"])}
+        settings = {**cfg.retrieval_settings, **arm.retrieval_settings, "dictionary": str(tokenizer["dictionary"])}
         args += ["--model.init_args.retrieval=true",
                  "--model.init_args.retrieval_settings=" + json.dumps(settings, separators=(",", ":"))]
     return args
@@ -309,24 +321,42 @@ def frequency_group(concepts: Sequence[str], lang: str, known: Concepts, rare_ma
     return f"{band}+{'entry' if rarest in known.in_dictionary.get(lang, set()) else 'no_entry'}"
 
 
-def _oracle_entries(entries: Sequence[RetrievedEntry], record: dict, codes: np.ndarray, known: Concepts,
-                    rate: int, max_codes: int | None) -> list[RetrievedEntry] | None:
-    """The retrieved entries with the sentence's own codes of each sign's span (None: the sentence records no
-    spans or a retrieved word's concept is not signed in it)."""
-    meta = record.get("meta") or {}
-    spans, concepts = meta.get("spans"), meta.get("concepts")
-    if spans is None or concepts is None:
-        return None
-    out = []
-    for e in entries:
-        concept = known.word_concept.get((e.match.lang, e.word))
-        if concept not in concepts:
-            return None
-        first, last = span_codes(spans[concepts.index(concept)], int(record["length"]), len(codes) * rate, rate,
-                                 len(codes))
-        own = codes[first:last]
-        out.append(RetrievedEntry(e.match, subsample_codes(own, max_codes), len(own)))
-    return out
+def entry_agreement(store: Path, cache: Path, dictionary: Path, known: Concepts, split: str = "test",
+                    seed: int = 0) -> dict:
+    """How much a dictionary entry says about the sentence's own codes of the same sign (is there anything to copy?).
+
+    For every sign of a ``split`` sentence whose concept has a dictionary word: per part, the share of the sign's
+    code steps (its span in the sentence's token-cache codes) whose code occurs anywhere in the word's first
+    exemplar, and the same share against the first exemplar of a random other word of the language (chance).
+
+    Returns:
+        {"split", "signs", "parts": {part: {"in_entry", "chance"}}}.
+    """
+    sign_dict = SignDictionary.load(dictionary)
+    tokens = open_token_cache(cache).split(split)
+    rate = open_token_cache(cache).downsample_rate
+    word_of = {(lang, concept): word for (lang, word), concept in known.word_concept.items()
+               if word in sign_dict.entries.get(lang, {})}
+    rng = np.random.default_rng(seed)
+    hits, chance = defaultdict(list), defaultdict(list)
+    for r in open_store(store).split(split).records:
+        meta = r.get("meta") or {}
+        key = f"{r['corpus']}/{r['name']}"
+        if meta.get("spans") is None or key not in tokens:
+            continue
+        codes, words = tokens[key], sign_dict.words(r["lang"])
+        for concept, span in zip(meta.get("concepts") or [], meta["spans"]):
+            word = word_of.get((r["lang"], concept))
+            if word is None:
+                continue
+            first, last = span_codes(span, int(r["length"]), len(codes) * rate, rate, len(codes))
+            own, entry = codes[first:last], sign_dict.exemplars(r["lang"], word)[0]
+            other = sign_dict.exemplars(r["lang"], words[int(rng.integers(len(words)))])[0]
+            for j, part in enumerate(sign_dict.parts):
+                hits[part].append(float(np.isin(own[:, j], entry[:, j]).mean()))
+                chance[part].append(float(np.isin(own[:, j], other[:, j]).mean()))
+    return {"split": split, "signs": len(next(iter(hits.values()), [])),
+            "parts": {p: {"in_entry": float(np.mean(hits[p])), "chance": float(np.mean(chance[p]))} for p in hits}}
 
 
 def _random_entries(entries: Sequence[RetrievedEntry], sizes: Sequence[int], rng: np.random.Generator
@@ -377,8 +407,10 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
             prompts["random"].append(callback.format_entries(r["text"], r["lang"], _random_entries(entries, sizes, rng)))
             key = f"{r['corpus']}/{r['name']}"
             own = tokens[key] if key in tokens else None
-            oracle = None if own is None else _oracle_entries(entries, r, own, known, stage.tokenizer.downsample_rate,
-                                                              callback.max_codes_per_entry)
+            meta = r.get("meta") or {}
+            oracle = None if own is None or meta.get("spans") is None else own_span_entries(
+                entries, lambda lg, w: known.word_concept.get((lg, w)), meta.get("concepts") or [], meta["spans"],
+                int(r["length"]), own, stage.tokenizer.downsample_rate, callback.max_codes_per_entry)
             prompts["oracle"].append(None if oracle is None else callback.format_entries(r["text"], r["lang"], oracle))
         rows.append(row)
     for variant, texts in prompts.items():
@@ -504,6 +536,12 @@ def summarize(cfg: ClaimsConfig, results: dict[str, list[dict]], baselines: dict
         retrieval["group_sizes"] = dict(Counter(groups.values()))
         retrieval["entry_rate"] = float(np.mean([bool(s.get("entries")) for s in on[0]["samples"]]))
     out["retrieval"] = retrieval
+    # 1b. the oracle-trained diagnostic arm, against the same retrieval-off base
+    if "retrieval-oracle" in results:
+        runs = results["retrieval-oracle"]
+        out["oracle_trained"] = {variant: {"all": change(runs, variant, "dtw_jpe"), **{
+            group: change(runs, variant, "dtw_jpe", subset=[n for n in names if groups[n] == group])
+            for group in sorted(set(groups.values()))}} for variant in ("oracle", "retrieval", "plain")}
     # 2. decoding
     decoding = {}
     for name, runs in [("multihead", base_runs)] + [(a.value, results[a.name]) for a in plan_arms(cfg)
@@ -571,6 +609,11 @@ def verdicts(summary: dict) -> list[dict]:
         if orc["n"] and real["change"] is not None:
             rows.append({"claim": "the oracle is at least as good as retrieval", "paper": "(upper bound)",
                          "ours": _pct(orc), "verdict": _verdict(orc["change"] <= real["change"] + 0.01)})
+    oracle = (summary.get("oracle_trained") or {}).get("oracle", {}).get("all")
+    if oracle and oracle["change"] is not None:
+        rows.append({"claim": "diagnostic: a model trained on oracle prompts uses them (>= 10 % lower DTW-JPE)",
+                     "paper": "(diagnostic)", "ours": _pct(oracle),
+                     "verdict": _verdict(oracle["change"] <= -0.10 and oracle["high"] < 0)})
     decoding = summary.get("decoding") or {}
     if "flattened" in decoding:
         mh, fl = decoding["multihead"], decoding["flattened"]
@@ -624,8 +667,13 @@ def write_markdown(summary: dict, path: Path) -> Path:
     """``claims.md``: the verdicts first, then every table."""
     lines = ["# SOKE's claims on SynthSign", "",
              "Relative changes are of the mean accumulated DTW cost over the same test sentences (averaged over "
-             "seeds), with paired bootstrap 95 % intervals; lower DTW is better.", "",
-             "| claim | paper | ours | verdict |", "|---|---|---|---|"]
+             "seeds), with paired bootstrap 95 % intervals; lower DTW is better.", ""]
+    runs = summary.get("runs")
+    if runs and runs["finished"] < runs["planned"]:
+        missing = {k: v for k, v in runs["per_arm"].items() if v < len(summary["config"]["seeds"])}
+        lines += [f"**Partial run: {runs['finished']} of {runs['planned']} trainings finished** (seeds per arm where "
+                  f"short: {missing}); run `soke claims` again with the same --out to finish it.", ""]
+    lines += ["| claim | paper | ours | verdict |", "|---|---|---|---|"]
     lines += [f"| {r['claim']} | {r['paper']} | {r['ours']} | {r['verdict']} |" for r in summary["verdicts"]]
     retrieval = summary.get("retrieval") or {}
     for metric in VARIANTS:
@@ -638,6 +686,23 @@ def write_markdown(summary: dict, path: Path) -> Path:
         for k in keys:
             size = f" ({retrieval['group_sizes'][k]})" if k in retrieval.get("group_sizes", {}) else ""
             lines.append(f"| {k}{size} | " + " | ".join(_pct(table[v].get(k)) for v in table) + " |")
+    oracle = summary.get("oracle_trained")
+    if oracle:
+        lines += ["", "## Diagnostic: a model trained with the oracle prompt (each retrieved sign's own codes)", "",
+                  "DTW-JPE change vs the retrieval-off base, by the prompt given at evaluation: the oracle it was "
+                  "trained on, the dictionary entries, or none.", "",
+                  "| rows | " + " | ".join(oracle) + " |", "|---" * (len(oracle) + 1) + "|"]
+        for k in oracle["oracle"]:
+            lines.append(f"| {k} | " + " | ".join(_pct(oracle[v].get(k)) for v in oracle) + " |")
+    agreement = summary.get("entry_agreement")
+    if agreement:
+        lines += ["", f"## What the dictionary entries share with the sentences ({agreement['split']}, "
+                  f"{agreement['signs']} signs)", "",
+                  "Share of a sign's code steps in a sentence whose code occurs in its word's first dictionary "
+                  "exemplar, against a random other word's exemplar (chance).", "",
+                  "| part | in the entry | chance |", "|---|---|---|"]
+        for part, a in agreement["parts"].items():
+            lines.append(f"| {part} | {100 * a['in_entry']:.1f} % | {100 * a['chance']:.1f} % |")
     decoding = summary.get("decoding") or {}
     if decoding:
         lines += ["", "## Decoding schemes", "", "| scheme | DTW-PA-JPE avg (mean ± sd over seeds) | DTW-JPE avg | "
@@ -731,21 +796,34 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
     atomic_write_json(cfg.out / "config.json", {k: (str(v) if isinstance(v, Path) else v)
                                                 for k, v in asdict(cfg).items()})
     progress(f"corpus ({cfg.corpus}) and baselines")
+    if cfg.report_only and not (cfg.out / "baselines.json").is_file():
+        raise RuntimeError(f"{cfg.out}: not a claims run folder (no baselines.json); run `soke claims --out "
+                           f"{cfg.out}` first")
     store = prepare_corpus(cfg)
     known = read_concepts(store)
     arms = plan_arms(cfg)
     labels = sorted({a.codebook for a in arms})
     progress(f"stage 1: {len(labels)} tokenizer(s) {labels}")
-    with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
-        tokenizers = dict(zip(labels, pool.map(lambda label: prepare_tokenizer(cfg, label, store), labels)))
-    jobs = [(arm, seed) for arm in arms for seed in cfg.seeds]
+    if cfg.report_only:
+        tokenizers = {}  # evaluation files only
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+            tokenizers = dict(zip(labels, pool.map(lambda label: prepare_tokenizer(cfg, label, store), labels)))
+    agreement_file = cfg.out / "agreement.json"
+    if cfg.oracle_arm and not cfg.report_only and not agreement_file.is_file():
+        base = tokenizers["base"]
+        atomic_write_json(agreement_file, entry_agreement(store, base["cache"], base["dictionary"], known))
+    # seed-major: an interrupted run already has every arm at its first seeds
+    jobs = [(arm, seed) for seed in cfg.seeds for arm in arms]
     results: dict[str, list[dict]] = defaultdict(list)
     done = [0]
 
-    def job(item: tuple[Arm, int]) -> tuple[str, dict]:
+    def job(item: tuple[Arm, int]) -> tuple[str, dict | None]:
         arm, seed = item
         folder = cfg.out / "runs" / arm.name / f"seed{seed}"
         result = folder / "eval.json"
+        if cfg.report_only and not result.is_file():
+            return arm.name, None
         if not result.is_file():
             ckpt = _fit(cfg.stage2_config, folder, store, arm_args(cfg, arm, seed, store, tokenizers[arm.codebook]))
             latency = cfg.latency_samples if arm.group in ("base", "decoding") else 0
@@ -758,13 +836,25 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
         for name, run in pool.map(job, jobs):
-            results[name].append(run)
+            if run is not None:
+                results[name].append(run)
+    finished = sum(len(v) for v in results.values())
+    if "base" not in results:
+        raise RuntimeError(f"{cfg.out}: no finished run of the base arm yet ({finished} of {len(jobs)} runs "
+                           f"finished); run `soke claims` without --report-only first")
     judge = None
-    if cfg.judge:
+    if cfg.report_only:
+        result = cfg.out / "backtranslation.json"
+        judge = json.loads(result.read_text(encoding="utf-8")) if result.is_file() else None
+    elif cfg.judge:
         progress("back-translation judge")
         judge = _judge(cfg, store, Path(results["base"][0]["ckpt"]))
     baselines = json.loads((cfg.out / "baselines.json").read_text(encoding="utf-8"))
     summary = summarize(cfg, dict(results), baselines, judge)
+    if agreement_file.is_file():
+        summary["entry_agreement"] = json.loads(agreement_file.read_text(encoding="utf-8"))
+    summary["runs"] = {"finished": finished, "planned": len(jobs),
+                       "per_arm": {a.name: len(results.get(a.name, [])) for a in arms}}
     summary["minutes"] = (time.perf_counter() - started) / 60
     atomic_write_json(cfg.out / "claims.json", summary)
     write_markdown(summary, cfg.out / "claims.md")

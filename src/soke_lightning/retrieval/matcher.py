@@ -79,7 +79,7 @@ import numpy as np
 
 from soke_lightning.core.languages import LANGUAGES, get_language
 from soke_lightning.models.text_tokenizer import motion_string
-from soke_lightning.retrieval.dictionary import SignDictionary
+from soke_lightning.retrieval.dictionary import SignDictionary, span_codes
 
 #: Spoken languages written without spaces: segmented into characters and matched against the dictionary.
 CHARACTER_SEGMENTED = frozenset({"zh", "ja"})
@@ -462,6 +462,46 @@ def spell_entries(matches: Sequence[Match], dictionary: SignDictionary, max_code
         exemplars = dictionary.exemplars(m.lang, m.word)
         exemplar = exemplars[0] if rng is None else exemplars[int(rng.integers(len(exemplars)))]
         out.append(RetrievedEntry(m, subsample_codes(exemplar, max_codes_per_entry), len(exemplar)))
+    return out
+
+
+def own_span_entries(entries: Sequence[RetrievedEntry], concept_of: Callable[[str, str], str | None],
+                      concepts: Sequence[str], spans: Sequence[Sequence[int]], raw_frames: int, codes: np.ndarray,
+                      rate: int, max_codes_per_entry: int | None = 10, strict: bool = True
+                      ) -> list[RetrievedEntry] | None:
+    """The oracle of retrieval: each entry with the sentence's OWN codes of the retrieved sign's span.
+
+    An upper-bound diagnostic (``exemplar="oracle"`` of the retrieval callback, the oracle control of
+    `soke claims`): the prompt then holds exactly what the model should produce for that sign, so a model that
+    cannot profit from it cannot profit from any dictionary. Needs a corpus that records which concepts a sentence
+    signs and where (SynthSign's ``meta["concepts"]`` / ``meta["spans"]``).
+
+    Args:
+        entries: the retrieved entries (their matches decide the words).
+        concept_of: ``(lang, dictionary word) -> concept`` (None: unknown).
+        concepts / spans: the sentence's signed concepts and their [start, end) frames in its stored clip.
+        raw_frames: the clip's stored length; ``codes``: its [L, P] code steps; ``rate``: frames per code step.
+        strict: when a retrieved word's concept is not signed in the sentence (a wrong hit), return None
+            (evaluation: no oracle for this sentence); else keep that entry's dictionary codes.
+
+    >>> m = Match("owl", "asl", 0, 3)
+    >>> e = RetrievedEntry(m, np.zeros((2, 1), np.int64), 2)
+    >>> codes = np.arange(6)[:, None]
+    >>> [x.codes[:, 0].tolist() for x in own_span_entries([e], lambda l, w: "OWL", ["CAT", "OWL"], [[0, 8], [8, 16]], 24, codes, 4)]
+    [[2, 3]]
+    """
+    out = []
+    for e in entries:
+        concept = concept_of(e.match.lang, e.word)
+        if concept not in concepts:
+            if strict:
+                return None
+            out.append(e)
+            continue
+        first, last = span_codes(spans[list(concepts).index(concept)], int(raw_frames), len(codes) * rate, rate,
+                                 len(codes))
+        own = codes[first:last]
+        out.append(RetrievedEntry(e.match, subsample_codes(own, max_codes_per_entry), len(own)))
     return out
 
 
