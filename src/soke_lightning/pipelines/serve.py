@@ -316,6 +316,13 @@ class SignService:
             os.replace(partial, comparison)
         return files, comparison, words
 
+    def clear_cache(self) -> None:
+        """Forget every cached result and delete its files."""
+        with self._lock:
+            for result in self._cache.values():
+                shutil.rmtree(result.gif.parent, ignore_errors=True)
+            self._cache.clear()
+
     def cache_info(self) -> dict[str, int]:
         """Results held and the cache's capacity."""
         return {"size": len(self._cache), "capacity": self.cache_size}
