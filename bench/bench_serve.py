@@ -2,7 +2,8 @@
 
 The server is `soke serve` in a subprocess (one model, one request at a time, a bounded queue). Each client sends
 its share of 20 different sentences (so the result cache is not hit) through the page's ``/sign`` endpoint and
-times each round trip. Baseline in the same run: the same kind of request sent by one client at a time (no
+times each round trip (request, queue, generation with its files, answer; the clients do not download the files,
+so the numbers are the server's and not the client's disk). Baseline in the same run: the same kind of request sent by one client at a time (no
 waiting in the queue), so ``median_ratio`` is what four concurrent users cost each other. Also reported: the
 server's peak resident memory (``VmHWM`` of its process, read from /proc after the load), how many requests failed
 and one cached repeat.
@@ -118,17 +119,18 @@ def main(argv: list[str]) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         tmp = Path(tmp)
-        ckpt, store = (Path(args.ckpt), Path(args.store) if args.store else None)
         trained = args.ckpt is None
         if trained:
             ckpt, store = tiny_checkpoint(tmp)
+        else:
+            ckpt, store = Path(args.ckpt), Path(args.store) if args.store else None
         pool = [(t, lang) for lang in args.langs for t in SENTENCES[lang]]
         if len(pool) < args.requests + 3:
             raise SystemExit(f"bench_serve: {len(pool)} distinct sentences for {args.langs}, need "
                              f"{args.requests + 3}: add languages")
         proc, url = start_server(ckpt, store, free_port(), tmp / "serve.log")
         try:
-            warm = Client(url, verbose=False)
+            warm = Client(url, verbose=False, download_files=False)
             first = _request(warm, *pool[0])  # first request: lazy initialisation, excluded from the numbers
             baseline = [_request(warm, *pool[1 + i]) for i in range(2)]
             load = pool[3:3 + args.requests]
@@ -137,7 +139,7 @@ def main(argv: list[str]) -> dict:
             lock = threading.Lock()
 
             def client_loop(items):
-                client = Client(url, verbose=False)
+                client = Client(url, verbose=False, download_files=False)
                 for text, lang in items:
                     try:
                         seconds = _request(client, text, lang)

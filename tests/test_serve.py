@@ -9,6 +9,8 @@ import importlib
 import os
 import shutil
 import socket
+import threading
+import time
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -251,3 +253,40 @@ def test_browser_empty_text_shows_the_cli_message(page):
         timeout=30_000)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "serve-empty-text.png"), full_page=True)
+
+
+def test_the_queue_is_bounded_and_refuses_the_overflow(service, monkeypatch):
+    client_module = needs("gradio_client")
+    from gradio_client.utils import Status
+
+    started, release = threading.Event(), threading.Event()
+
+    def blocked(text, lang, settings=SignSettings()):  # holds the one worker until released
+        started.set()
+        release.wait(60)
+        raise GenerateError("released")
+
+    monkeypatch.setattr(service, "sign", blocked)
+    demo = serve.build_app(service, queue_size=1)
+    port = free_port()
+    serve.launch(demo, service, "127.0.0.1", port, block=False)
+    try:
+        client = client_module.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        request = ("They are young.", "asl", False, False, "greedy", 1.0, 0, 1.0, 0)
+        running = client.submit(*request, api_name="/sign")
+        assert started.wait(60)
+        waiting = client.submit(*request, api_name="/sign")
+        deadline = time.monotonic() + 30
+        while waiting.status().code != Status.IN_QUEUE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting.status().code == Status.IN_QUEUE
+        refused = client.submit(*request, api_name="/sign")
+        with pytest.raises(Exception, match="[Qq]ueue is full"):
+            refused.result(timeout=30)
+        release.set()
+        for job in (running, waiting):  # both still answered, with the service's message
+            with pytest.raises(Exception, match="error: released"):
+                job.result(timeout=60)
+    finally:
+        release.set()
+        demo.close()
