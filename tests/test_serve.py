@@ -261,7 +261,7 @@ def test_the_queue_is_bounded_and_refuses_the_overflow(service, monkeypatch):
 
     started, release = threading.Event(), threading.Event()
 
-    def blocked(text, lang, settings=SignSettings()):  # holds the one worker until released
+    def blocked(text, lang, settings=None):  # holds the one worker until released
         started.set()
         release.wait(60)
         raise GenerateError("released")

@@ -89,6 +89,8 @@ def describe(result: SignResult) -> str:
 
 def build_app(service: SignService, queue_size: int = 16):
     """The Gradio Blocks page around ``service`` (queued: one request at a time, at most ``queue_size`` waiting)."""
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
     import gradio as gr
 
     choices = [(f"{LANGUAGES[k].sign_language} ({k})", k) for k in service.languages]
@@ -130,14 +132,15 @@ def build_app(service: SignService, queue_size: int = 16):
                 animation = gr.Image(label="Signed (front view, hand insets)", type="filepath", interactive=False,
                                      elem_id="soke-animation")
                 comparison = gr.Image(label="Model | dictionary concatenation", type="filepath", interactive=False,
-                                      visible=False, elem_id="soke-comparison")
+                                      visible=False, show_label=False, elem_id="soke-comparison")
                 info = gr.Markdown(elem_id="soke-info")
                 files = gr.File(label="Downloads: SMPL-X .npz, .pose, .bvh", file_count="multiple",
                                 interactive=False, elem_id="soke-downloads")
         inputs = [text, lang, retrieval, compare, decoding, temperature, top_k, top_p, seed]
         outputs = [animation, comparison, info, files]
-        button.click(sign, inputs, outputs, api_name="sign")
-        text.submit(sign, inputs, outputs, api_name=False)
+        # One concurrency group for both triggers: one generation at a time, whichever way it was asked for.
+        button.click(sign, inputs, outputs, api_name="sign", concurrency_id="model")
+        text.submit(sign, inputs, outputs, api_name=False, concurrency_id="model")
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     return demo
 
