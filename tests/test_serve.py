@@ -290,3 +290,8 @@ def test_the_queue_is_bounded_and_refuses_the_overflow(service, monkeypatch):
     finally:
         release.set()
         demo.close()
+
+
+def test_a_stage1_checkpoint_given_as_ckpt_is_a_one_line_error(run, tmp_path):
+    with pytest.raises(GenerateError, match="not a stage-2 .*checkpoint"):
+        SignService(run["stage1"], tmp_path / "files")

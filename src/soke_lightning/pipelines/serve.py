@@ -40,7 +40,7 @@ from soke_lightning.pipelines.generate import (
     retrieval_prompt,
 )
 from soke_lightning.render.animation import render_animation
-from soke_lightning.training.lm_stage import LMStage
+from soke_lightning.training.lm_stage import ContractError, LMStage
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,9 @@ class SignService:
                                 f"outputs/stage2-demo/checkpoints/last.ckpt)")
         try:
             self.stage = LMStage.from_checkpoint(ckpt, tokenizer_ckpt=tokenizer_ckpt).to(device)
-        except (KeyError, FileNotFoundError) as err:
+        except KeyError as err:  # not a stage-2 checkpoint (the message names the file and the fix)
+            raise GenerateError(f"--ckpt {err.args[0]}") from None
+        except (FileNotFoundError, ContractError) as err:  # its stage-1 checkpoint moved or changed
             raise GenerateError(f"--ckpt {ckpt}: {err}") from None
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
