@@ -266,7 +266,7 @@ def test_the_queue_is_bounded_and_refuses_the_overflow(service, monkeypatch):
         release.wait(60)
         raise GenerateError("released")
 
-    monkeypatch.setattr(service, "sign", blocked)
+    monkeypatch.setattr(service, "sign_stream", blocked)
     demo = serve.build_app(service, queue_size=1)
     port = free_port()
     serve.launch(demo, service, "127.0.0.1", port, block=False)
@@ -295,3 +295,27 @@ def test_the_queue_is_bounded_and_refuses_the_overflow(service, monkeypatch):
 def test_a_stage1_checkpoint_given_as_ckpt_is_a_one_line_error(run, tmp_path):
     with pytest.raises(GenerateError, match="not a stage-2 .*checkpoint"):
         SignService(run["stage1"], tmp_path / "files")
+
+
+def test_the_stream_hands_over_the_animation_before_the_downloads(service):
+    service.clear_cache()
+    stream = service.sign_stream("Paul fängt den Fisch.", "dgs", SignSettings(max_codes=3, compare=True))
+    early = next(stream)
+    assert not early.complete and early.gif.is_file() and early.files == {} and early.comparison_gif is None
+    assert not any(early.gif.parent.glob("*.npz"))  # the downloads are not written yet
+    assert "writing the downloads" in serve.describe(early)
+    final = next(stream)
+    assert final.complete and set(final.files) == {"npz", "pose", "bvh"} and final.comparison_gif.is_file()
+    assert final.gif == early.gif and final.latency_s >= early.latency_s
+    assert next(stream, None) is None
+    assert [r.cached for r in service.sign_stream("Paul fängt den Fisch.", "dgs",
+                                                  SignSettings(max_codes=3, compare=True))] == [True]
+
+
+def test_a_stream_closed_early_leaves_no_files_and_frees_the_model(service):
+    service.clear_cache()
+    stream = service.sign_stream("They read ten maps.", "asl", SignSettings(max_codes=2))
+    folder = next(stream).gif.parent
+    stream.close()  # the visitor went away
+    assert not folder.exists() and service.cache_info()["size"] == 0
+    assert service.sign("They read ten maps.", "asl", SignSettings(max_codes=2)).complete  # the lock was released

@@ -7,7 +7,7 @@ The page (Gradio; `pip install -e ".[serve]"` or `make serve`) has a text box, t
 retrieval on/off (with ``--dictionary``), decoding settings (greedy or sampling with temperature, top-k, top-p and a
 seed), example sentences per language and, with ``--store`` (a store with a ``dictionary`` split, e.g. SynthSign),
 the dictionary-concatenation baseline side by side. It shows the skeleton animation (front view with hand insets,
-as `soke render` draws it), what retrieval injected, the prompt length, decoder steps and latency, and offers the
+as `soke render` draws it) as soon as it is drawn, what retrieval injected, the prompt length, decoder steps and latency, and offers the
 SMPL-X ``.npz``, ``.pose`` and ``.bvh`` for download. Bad input shows the one-line message `soke generate` gives.
 
 The model is loaded once; requests run one at a time through a bounded queue (``--queue-size``; further requests
@@ -74,7 +74,8 @@ def describe(result: SignResult) -> str:
     lines = [f"**{LANGUAGES[result.lang].sign_language}** · {result.frames} frames at {result.fps:g} fps · "
              f"{result.code_steps} code steps, {result.decoder_passes} decoder passes"
              f"{'' if result.finished else ' (hit max codes)'} · "
-             f"{'cached answer' if result.cached else f'{result.latency_s:.2f} s'}",
+             f"{'cached answer' if result.cached else f'{result.latency_s:.2f} s'}"
+             f"{'' if result.complete else ' · writing the downloads…'}",
              "", f"Prompt: {result.prompt_tokens} tokens."]
     if result.retrieved:
         lines += ["", "| retrieved word | matched as | code steps in prompt |", "|---|---|---|"]
@@ -96,16 +97,17 @@ def build_app(service: SignService, queue_size: int = 16):
     choices = [(f"{LANGUAGES[k].sign_language} ({k})", k) for k in service.languages]
 
     def sign(text, lang, retrieval, compare, decoding, temperature, top_k, top_p, seed):
+        # A generator: the animation is shown as soon as it is written, the downloads (and comparison) follow.
         try:
             settings = settings_from_inputs(retrieval, compare, decoding, temperature, top_k, top_p, seed)
-            result = service.sign(text, lang, settings)
+            for result in service.sign_stream(text, lang, settings):
+                compare_update = gr.update(value=str(result.comparison_gif) if result.comparison_gif else None,
+                                           visible=result.comparison_gif is not None)
+                yield (str(result.gif), compare_update, describe(result),
+                       [str(path) for path in result.files.values()] or None)
         except GenerateError as err:
             # The same one-line message as the CLI, shown in the page; the server keeps serving.
             raise gr.Error(f"error: {err}", duration=None, print_exception=False) from None
-        compare_update = gr.update(value=str(result.comparison_gif) if result.comparison_gif else None,
-                                   visible=result.comparison_gif is not None)
-        return (str(result.gif), compare_update, describe(result),
-                [str(result.files[f]) for f in result.files])
 
     with gr.Blocks(title="soke serve: text to sign language", analytics_enabled=False) as demo:
         gr.Markdown("## Text to sign language\nType a sentence, pick a sign language and press **Sign**.")

@@ -5,7 +5,8 @@
 :class:`SignSettings`) into a :class:`SignResult`: the skeleton animation (GIF, front view with hand insets, as
 `soke render` draws it), the SMPL-X ``.npz``, ``.pose`` and ``.bvh`` downloads, what retrieval put into the prompt,
 the prompt length, decoder steps and latency. Generation runs under :func:`torch.inference_mode` behind a lock (one
-model, one request at a time), and the last ``cache_size`` results are kept: the same sentence with the same settings
+model, one request at a time; :meth:`SignService.sign_stream` hands the animation over before the downloads are
+written), and the last ``cache_size`` results are kept: the same sentence with the same settings
 is answered from the cache without running the model. Bad input raises :class:`GenerateError` with the same one-line
 message `soke generate` prints.
 """
@@ -20,6 +21,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -114,10 +116,12 @@ class SignResult:
         code_steps: time codes generated; decoder_passes: decoder forward passes; finished: stopped on </s>
             (False: it ran into max_codes).
         frames, fps: length and rate of the motion.
-        latency_s: seconds the request took when it was generated (model, decoding and files).
+        latency_s: seconds the request took when it was generated (model, decoding and files; for an incomplete
+            result: until the animation was written).
         comparison_gif: model | dictionary concatenation side by side (None unless asked and available).
         baseline_words: the dictionary words the baseline concatenated, in text order.
         cached: True when this answer came from the cache.
+        complete: False for the early result of :meth:`SignService.sign_stream` (animation only).
     """
 
     text: str
@@ -136,6 +140,7 @@ class SignResult:
     comparison_gif: Path | None = None
     baseline_words: tuple[str, ...] = ()
     cached: bool = False
+    complete: bool = True
 
 
 class SignService:
@@ -235,8 +240,18 @@ class SignService:
         """Sign one sentence (from the cache when the same sentence and settings were asked for recently).
 
         Raises:
-            GenerateError: empty or over-long text, a language the checkpoint lacks, retrieval or a comparison
-                asked for without a dictionary / store.
+            GenerateError: empty or over-long text, a language the checkpoint lacks, or a comparison asked for
+                without a baseline store.
+        """
+        *_, result = self.sign_stream(text, lang, settings)
+        return result
+
+    def sign_stream(self, text: str | None, lang: str | None, settings: SignSettings = SignSettings()
+                    ) -> Iterator[SignResult]:
+        """Like :meth:`sign`, but first yields a result as soon as its animation is written (``complete`` False, no
+        downloads or comparison yet), then the complete result. A cached answer is yielded once.
+
+        Bad input raises :class:`GenerateError` before anything is yielded.
         """
         text, lang = self.check(text, lang)
         if settings.retrieval and not self.has_dictionary:
@@ -244,19 +259,31 @@ class SignService:
         if settings.compare and not self.has_baseline:
             raise GenerateError("the dictionary-concatenation comparison needs a store with a 'dictionary' split: "
                                 "start the server with --store STORE")
+        return self._stream(text, lang, settings)
+
+    def _stream(self, text: str, lang: str, settings: SignSettings) -> Iterator[SignResult]:
         key = (text, lang, settings)
-        with self._lock:
+        with self._lock:  # released when the stream ends or is closed (a client that went away)
             if key in self._cache:
                 self._cache.move_to_end(key)
-                return replace(self._cache[key], cached=True)
-            result = self._sign(text, lang, settings, key)
+                yield replace(self._cache[key], cached=True)
+                return
+            folder = self.out_dir / hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:16]
+            try:
+                result = None
+                for result in self._sign(text, lang, settings, folder):
+                    if not result.complete:
+                        yield result
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)  # never leave half a request's files behind
+                raise
             self._cache[key] = result
             while len(self._cache) > self.cache_size:
                 _, old = self._cache.popitem(last=False)
                 shutil.rmtree(old.gif.parent, ignore_errors=True)
-            return result
+            yield result
 
-    def _sign(self, text: str, lang: str, settings: SignSettings, key: tuple) -> SignResult:
+    def _sign(self, text: str, lang: str, settings: SignSettings, folder: Path) -> Iterator[SignResult]:
         start = time.perf_counter()
         # Download names read like the sentence ("asl_The_teacher_is_happy.npz"); the folder keeps requests apart.
         words = re.sub(r"\W+", "_", text).strip("_")[:40]
@@ -277,46 +304,46 @@ class SignService:
             passes = int(self.stage.lm.decoder_passes(result)[0])
         prediction = MotionPrediction(name=request.name, text=text, lang=lang, raw=feats[0, : int(lengths[0])],
                                       fps=self.fps)
-        folder = self.out_dir / hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:16]
-        try:
-            files, comparison, baseline_words = self._write(folder, prediction, settings)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)  # never leave half a request's files behind
-            raise
-        latency = time.perf_counter() - start
-        log.info("signed %r (%s) in %.2f s: %d code steps, retrieved %s", text, lang, latency,
-                 int(result.lengths[0]), [e.word for e in entries] or "nothing")
-        return SignResult(
-            text=text, lang=lang, gif=files.pop("gif"), files=files,
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        gif = self._writer(folder, ["gif"]).write(prediction)[0]
+        partial = SignResult(
+            text=text, lang=lang, gif=gif, files={},
             retrieved=tuple(RetrievedSign(e.word, e.match.via, int(len(e.codes)), int(e.total_codes))
                             for e in entries),
             prompt=prompt, prompt_tokens=int(self.stage.text_tokenizer.count_tokens(prompt)),
             code_steps=int(result.lengths[0]), decoder_passes=passes, finished=bool(result.finished[0]),
-            frames=int(prediction.raw.shape[0]), fps=self.fps, latency_s=latency, comparison_gif=comparison,
-            baseline_words=baseline_words)
-
-    def _write(self, folder: Path, prediction: MotionPrediction, settings: SignSettings):
-        shutil.rmtree(folder, ignore_errors=True)
-        writer = PredictionWriter(folder, formats=[*self.formats, "gif"], backend=self.backend_name,
-                                  gif_height=self.gif_height)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = dict(zip([*self.formats, "gif"], writer.write(prediction)))
-        comparison, words = None, ()
+            frames=int(prediction.raw.shape[0]), fps=self.fps, latency_s=time.perf_counter() - start,
+            complete=False)
+        yield partial
+        writer = self._writer(folder, self.formats)
+        files = dict(zip(self.formats, writer.write(prediction)))
+        comparison, baseline_words = None, ()
         if settings.compare:
-            split, matcher, first = self._baseline
-            baseline, matched = concatenate_signs(prediction.text, prediction.lang, split, matcher, first,
-                                                  self._frames_cache)
-            words = tuple(r["text"] for r in matched)
-            backend = writer.backend
-            with torch.no_grad():
-                sequences = [backend(torch.from_numpy(x)).numpy() for x in (prediction.raw, baseline)]
-            comparison = folder / f"{safe_stem(prediction.name)}.compare.gif"
-            partial = folder / f".{comparison.name}.partial.gif"
-            render_animation(sequences, backend.bones, partial, titles=["model", "dictionary concatenation"],
-                             caption=f"[{prediction.lang}] {prediction.text}", fps=prediction.fps,
-                             joint_sets=backend.joint_sets, height=self.gif_height)
-            os.replace(partial, comparison)
-        return files, comparison, words
+            comparison, baseline_words = self._compare(folder, prediction, writer.backend)
+        latency = time.perf_counter() - start
+        log.info("signed %r (%s) in %.2f s: %d code steps, retrieved %s", text, lang, latency, partial.code_steps,
+                 [e.word for e in entries] or "nothing")
+        yield replace(partial, files=files, comparison_gif=comparison, baseline_words=baseline_words,
+                      latency_s=latency, complete=True)
+
+    def _writer(self, folder: Path, formats: list[str]) -> PredictionWriter:
+        return PredictionWriter(folder, formats=formats, backend=self.backend_name, gif_height=self.gif_height)
+
+    def _compare(self, folder: Path, prediction: MotionPrediction, backend) -> tuple[Path, tuple[str, ...]]:
+        """Model | dictionary concatenation side by side as one GIF; and the dictionary words concatenated."""
+        split, matcher, first = self._baseline
+        baseline, matched = concatenate_signs(prediction.text, prediction.lang, split, matcher, first,
+                                              self._frames_cache)
+        with torch.no_grad():
+            sequences = [backend(torch.from_numpy(x)).numpy() for x in (prediction.raw, baseline)]
+        path = folder / f"{safe_stem(prediction.name)}.compare.gif"
+        partial = folder / f".{path.name}.partial.gif"
+        render_animation(sequences, backend.bones, partial, titles=["model", "dictionary concatenation"],
+                         caption=f"[{prediction.lang}] {prediction.text}", fps=prediction.fps,
+                         joint_sets=backend.joint_sets, height=self.gif_height)
+        os.replace(partial, path)
+        return path, tuple(r["text"] for r in matched)
 
     def clear_cache(self) -> None:
         """Forget every cached result and delete its files."""
