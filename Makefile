@@ -15,7 +15,7 @@ STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/last.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo demo-data fonts bench clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda claims
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench serve clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda claims
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -108,6 +108,17 @@ demo: $(DEMO_DATA)/store.json  ## the main job: corpus -> stage 1 -> stage 2 -> 
 	@echo "demo: test table in $(OUT)/stage2-demo/report.json; ground truth | generated GIFs + SMPL-X npz in $(OUT)/demo/generated;"
 	@echo "      stage-1 reconstructions in $(OUT)/stage1-demo/preview; baselines in $(OUT)/demo/baselines.json;"
 	@echo "      HTML report (path above, 'report: ...') from $(OUT)/stage2-demo and the generated motion in $(DEMO_PRED)"
+
+SERVE_STAMP := $(VENV)/.serve-installed
+$(SERVE_STAMP): setup.cfg | $(STAMP)
+	$(VENV)/bin/pip install -q -e ".[serve]"
+	touch $(SERVE_STAMP)
+
+serve: $(SERVE_STAMP)  ## web demo on the stage-2 demo checkpoint: http://127.0.0.1:7860 (SERVE_ARGS="--port 8000 ...")
+	@test -f $(STAGE2_LAST) || { echo "make serve: no stage-2 checkpoint at $(STAGE2_LAST); make one with" \
+	  "\`make train-stage2\` (SynthSign demo: stage 1 + stage 2, about 10 minutes on 2 idle cores)"; exit 2; }
+	GRADIO_ANALYTICS_ENABLED=False $(SOKE) serve --ckpt $(STAGE2_LAST) \
+	  $$(test -f $(DEMO_DATA)/store.json && echo --store $(DEMO_DATA)) $(SERVE_ARGS)
 
 CLAIMS_PLAN := $(if $(QUICK),quick,full)
 claims: $(STAMP)  ## SOKE's claims on SynthSign (retrieval, decoding, lambda, codebook; 3 seeds): outputs/claims/claims.md; QUICK=1 for the short plan; resumes

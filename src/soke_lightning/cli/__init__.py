@@ -38,6 +38,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "backtranslate": ("soke_lightning.cli.backtranslate", "sign -> text back-translation and B-T BLEU/ROUGE"),
     "report": ("soke_lightning.cli.report", "write a self-contained HTML evaluation report of a run"),
     "claims": ("soke_lightning.cli.claims", "train and evaluate SOKE's claims on SynthSign; verdicts in claims.md"),
+    "serve": ("soke_lightning.cli.serve", "a local web demo (Gradio): type a sentence, watch it signed, download it"),
 }
 
 

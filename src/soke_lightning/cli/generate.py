@@ -30,6 +30,7 @@ from soke_lightning.pipelines.generate import (
     build_prompts,
     check_lang,
     check_lengths,
+    check_text,
     generate,
     store_requests,
 )
@@ -87,10 +88,8 @@ def read_requests(args: argparse.Namespace) -> list[Request]:
         where = [f"{path} line {i + 1}" for i, line in enumerate(lines) if line.strip()]
         if not texts:
             raise GenerateError(f"--input {path} holds no sentence (only blank lines)")
-    for text, origin in zip(texts, where):
-        if not text.strip():
-            raise GenerateError(f"{origin}: the text is empty; give a sentence to sign")
-    return [Request(f"{i:03d}_{lang}", t.strip(), lang, args.fps) for i, t in enumerate(texts)]
+    texts = [check_text(text, origin) for text, origin in zip(texts, where)]
+    return [Request(f"{i:03d}_{lang}", t, lang, args.fps) for i, t in enumerate(texts)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -69,6 +69,31 @@ def sign_frames(sample) -> np.ndarray:
     return frames.astype(np.float64)
 
 
+def concatenate_signs(text: str, lang: str, dictionary: StoreSplit, matcher: WordMatcher,
+                      first: dict[tuple[str, str], dict], frames: dict[str, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, list[dict]]:
+    """The dictionary-concatenation baseline of one sentence: [T, 179] float32 frames and the matched exemplars.
+
+    Args:
+        text: the sentence; lang: its sign-language key.
+        dictionary: the store's ``dictionary`` split; matcher, first: :func:`dictionary_matcher` of it.
+        frames: optional cache, exemplar name -> :func:`sign_frames` (filled as signs are read).
+
+    Returns:
+        (the hits' first exemplars' signs in text order with eased transitions and rest at both ends, or the rest
+        pose held for 40 frames when nothing matched; the store records of the exemplars used, in text order).
+    """
+    frames = {} if frames is None else frames
+    matched = [first[(lang, m.word)] for m in matcher.match(text, lang)]
+    if not matched:
+        return np.tile(rest_frame(), (40, 1)).astype(np.float32), []
+    for record in matched:
+        if record["name"] not in frames:
+            frames[record["name"]] = sign_frames(dictionary.by_name(record["name"]))
+    motion = compose([frames[r["name"]] for r in matched], CANONICAL, None)[0].astype(np.float32)
+    return motion, matched
+
+
 def mean_pose_predictions(store: PackedStore, split: str) -> dict[str, np.ndarray]:
     """Sample name -> [T_gt, 179] mean train frame."""
     if (store.root / STATS_FILE).is_file():
@@ -91,21 +116,13 @@ def dictionary_predictions(store: PackedStore, split: str) -> tuple[dict[str, np
     frames: dict[str, np.ndarray] = {}
     out, hits, words = {}, defaultdict(int), defaultdict(int)
     for r in store.split(split).records:
-        matched = [first[(r["lang"], m.word)] for m in matcher.match(r["text"], r["lang"])]
-        entries = [e["name"] for e in matched]
+        out[r["name"]], matched = concatenate_signs(r["text"], r["lang"], dictionary, matcher, first, frames)
         concepts = set(r["meta"].get("concepts", []))
         if concepts:
             hits[r["lang"]] += len(concepts & {(e.get("meta") or {}).get("concept") for e in matched})
         else:
-            hits[r["lang"]] += min(1, len(entries))
+            hits[r["lang"]] += min(1, len(matched))
         words[r["lang"]] += max(1, len(concepts))
-        if not entries:
-            out[r["name"]] = np.tile(rest_frame(), (40, 1)).astype(np.float32)
-            continue
-        for name in entries:
-            if name not in frames:
-                frames[name] = sign_frames(dictionary.by_name(name))
-        out[r["name"]] = compose([frames[name] for name in entries], CANONICAL, None)[0].astype(np.float32)
     return out, {lang: hits[lang] / words[lang] for lang in words}
 
 

@@ -19,7 +19,7 @@ from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import MotionPrediction, Request
 from soke_lightning.data.processing import length_indices
 from soke_lightning.data.store import open_store
-from soke_lightning.retrieval import DictionaryError, SignDictionary, build_prompt
+from soke_lightning.retrieval import DictionaryError, RetrievedEntry, SignDictionary, build_prompt
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,38 @@ def check_lang(lang: str | None) -> str:
         raise GenerateError(f"unknown language {lang!r}; valid: {', '.join(LANGUAGES)} (sign-language keys of the "
                             f"registry, e.g. asl = ASL from English)")
     return lang
+
+
+def check_text(text: str | None, origin: str) -> str:
+    """``text`` stripped, or a :class:`GenerateError` saying that ``origin`` (``--text``, a file line) is empty."""
+    if text is None or not text.strip():
+        raise GenerateError(f"{origin}: the text is empty; give a sentence to sign")
+    return text.strip()
+
+
+def load_dictionary(stage, dictionary: str | Path) -> SignDictionary:
+    """The sign dictionary at ``dictionary``, refused (as a :class:`GenerateError`) unless it is bound to the
+    checkpoint's stage-1 tokenizer (same hash)."""
+    try:
+        return SignDictionary.load(dictionary, expected_hash=stage.tokenizer_digest)
+    except (DictionaryError, FileNotFoundError) as err:
+        raise GenerateError(f"--dictionary {dictionary}: {err}") from None
+
+
+def retrieval_prompt(stage, request: Request, sign_dict: SignDictionary, *, top_k: int = 3,
+                     max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words",
+                     inflection: str = "none") -> tuple[str, list[RetrievedEntry]]:
+    """The encoder prompt of one request with its retrieval string, and the entries in it (in prompt order).
+
+    Whole entries that do not fit the model's encoder limit are dropped from the end (counted with the model's own
+    text tokenizer).
+    """
+    prompt, entries = build_prompt(request.text, request.lang, sign_dict, top_k=top_k,
+                                   max_codes_per_entry=max_codes_per_entry, order=order, matcher=matcher,
+                                   inflection=inflection, max_tokens=int(stage.hparams.max_source_length),
+                                   count_tokens=stage.text_tokenizer.count_tokens)
+    log.info("%s: retrieved %s", request.name, [e.match.word for e in entries] or "nothing")
+    return prompt, entries
 
 
 def store_requests(store: str | Path, split_name: str, lang: str | None, n: int) -> list[Request]:
@@ -63,19 +95,9 @@ def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top
     """
     if dictionary is None:
         return [r.text for r in requests]
-    try:
-        sign_dict = SignDictionary.load(dictionary, expected_hash=stage.tokenizer_digest)
-    except (DictionaryError, FileNotFoundError) as err:
-        raise GenerateError(f"--dictionary {dictionary}: {err}") from None
-    prompts = []
-    for r in requests:
-        prompt, entries = build_prompt(r.text, r.lang, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry,
-                                       order=order, matcher=matcher, inflection=inflection,
-                                       max_tokens=int(stage.hparams.max_source_length),
-                                       count_tokens=stage.text_tokenizer.count_tokens)
-        log.info("%s: retrieved %s", r.name, [e.match.word for e in entries] or "nothing")
-        prompts.append(prompt)
-    return prompts
+    sign_dict = load_dictionary(stage, dictionary)
+    return [retrieval_prompt(stage, r, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry, order=order,
+                             matcher=matcher, inflection=inflection)[0] for r in requests]
 
 
 def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:
