@@ -18,6 +18,7 @@ from soke_lightning.callbacks.retrieval import (
     check_settings,
     load_lexicon,
     sample_generator,
+    saved_frequency,
 )
 from soke_lightning.data.datamodule import SignItem, collate
 from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary
@@ -132,6 +133,9 @@ def test_rarest_in_the_callback_counts_the_datamodule_training_split(multi_path,
         warnings.simplefilter("ignore")
         trainer(cb).test(module, datamodule=dm)  # evaluation orders entries as training did: the table is computed
     assert cb.frequency == {"asl": {"teacher": 4, "apple": 2, "on the weekend": 1}}
+    # the checkpoint state keeps the table, so generation can order entries as training did without the data
+    assert saved_frequency({"callbacks": {cb.state_key: cb.state_dict()}}) == cb.frequency
+    assert saved_frequency({"callbacks": {}}) is None
     (prompt,) = module.seen["test"][0]["prompt"]
     dictionary = SignDictionary.load(multi_path)
     assert prompt == build_prompt(SENTENCE, "asl", dictionary, top_k=2, order="rarest", frequency=cb.frequency)[0]

@@ -11,7 +11,7 @@ import pytest
 from soke_lightning.cli import generate
 from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.core.types import Request
-from soke_lightning.pipelines.generate import build_prompts
+from soke_lightning.pipelines.generate import GenerateError, build_prompts, prompt_settings
 from test_stage2_lm import pipeline
 
 
@@ -105,3 +105,33 @@ def test_generate_refuses_a_dictionary_of_another_tokenizer(run, tmp_path, capsy
     assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
     err = capsys.readouterr().err
     assert "soke generate: error:" in err and "0000000000" in err and "soke dict build" in err
+
+
+def test_generation_uses_the_checkpoints_own_retrieval_recipe(run, tmp_path, caplog):
+    import torch
+
+    from soke_lightning.training.lm_stage import LMStage
+
+    _dictionary(run, tmp_path / "dict.json")
+    request = Request(name="000_asl", lang="asl", text="The teacher is happy.")
+    stage = LMStage.from_checkpoint(run["ckpt"])
+    assert prompt_settings(stage)["separator"] == "index"  # trained without retrieval: SOKE's defaults
+    with caplog.at_level("WARNING"):
+        stage.hparams["retrieval"] = True
+        stage.retrieval_settings = {"dictionary": "d.json", "separator": "word", "order": "rarest", "top_k": 2,
+                                    "entry_dropout": 0.3}
+        assert build_prompts(stage, [request], None) == [request.text]
+    assert "trained with retrieval prompts (dictionary d.json) but no --dictionary" in caplog.text
+    # the recipe's order 'rarest' needs the training frequencies the retrieval callback recorded in the checkpoint
+    with pytest.raises(GenerateError, match="records no frequency table; pass --order longest"):
+        build_prompts(stage, [request], str(tmp_path / "dict.json"), ckpt=run["ckpt"])
+    ckpt = tmp_path / "with_state.ckpt"
+    torch.save({"callbacks": {"RetrievalCallback": {"enabled": True, "frequency": {"asl": {"teacher": 3}}}}}, ckpt)
+    settings = prompt_settings(stage, ckpt)
+    assert (settings["separator"], settings["order"], settings["top_k"]) == ("word", "rarest", 2)
+    assert settings["frequency"] == {"asl": {"teacher": 3}} and "entry_dropout" not in settings
+    (prompt,) = build_prompts(stage, [request], str(tmp_path / "dict.json"), ckpt=ckpt)
+    assert prompt.startswith("The teacher is happy. Key word 1, teacher: <body_")
+    # command-line options win over the recipe
+    (prompt,) = build_prompts(stage, [request], str(tmp_path / "dict.json"), separator="index", order="longest")
+    assert prompt.startswith("The teacher is happy. Key word 1, <body_")

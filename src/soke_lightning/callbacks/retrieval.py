@@ -232,6 +232,14 @@ def dictionary_digest(dictionary: SignDictionary) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def saved_frequency(checkpoint: Mapping[str, Any]) -> dict[str, dict[str, int]] | None:
+    """The ``order="rarest"`` document-frequency table a checkpoint's retrieval callback recorded (None: none)."""
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if str(key).startswith(RetrievalCallback.__name__) and isinstance(state, Mapping) and state.get("frequency"):
+            return {lang: dict(words) for lang, words in state["frequency"].items()}
+    return None
+
+
 class RetrievalCallback(Callback):
     """Retrieval-enhanced prompts for the LM stage.
 
@@ -496,9 +504,12 @@ class RetrievalCallback(Callback):
             return {"enabled": False}
         if self.dictionary is None:
             raise RuntimeError("RetrievalCallback.state_dict: no dictionary loaded (setup was not called)")
-        return {"enabled": True, "dictionary": str(self.dictionary_path.resolve()),
-                "digest": dictionary_digest(self.dictionary), "tokenizer_hash": self.dictionary.tokenizer_hash,
-                "entries": len(self.dictionary), "settings": self.settings()}
+        state = {"enabled": True, "dictionary": str(self.dictionary_path.resolve()),
+                 "digest": dictionary_digest(self.dictionary), "tokenizer_hash": self.dictionary.tokenizer_hash,
+                 "entries": len(self.dictionary), "settings": self.settings()}
+        if self.order == "rarest" and self.frequency is not None:
+            state["frequency"] = self.frequency  # so generation orders entries as training did, without the data
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Refuse to resume a fit with another dictionary content or other prompt settings (see module docstring).

@@ -35,7 +35,29 @@ from soke_lightning.pipelines.generate import (
     store_requests,
 )
 from soke_lightning.render.animation import render_animation
+from soke_lightning.retrieval.matcher import INFLECTIONS, KNOWN_WORD_SOURCES, ORDERS, SEPARATORS
 from soke_lightning.training.lm_stage import LMStage
+
+
+def add_retrieval_arguments(parser: argparse.ArgumentParser) -> None:
+    """The retrieval prompt options of `soke generate` / `soke serve`; unset ones take the checkpoint's own recipe."""
+    group = parser.add_argument_group("retrieval prompts (with --dictionary; default: what the model was trained "
+                                      "with, else SOKE's)")
+    group.add_argument("--top-k", type=int, default=None, help="entries per prompt (SOKE: 3)")
+    group.add_argument("--max-codes-per-entry", type=int, default=None, help="code steps per entry (SOKE: 10)")
+    group.add_argument("--order", default=None, choices=list(ORDERS), help="which entries first (SOKE: longest)")
+    group.add_argument("--separator", default=None, choices=list(SEPARATORS),
+                       help="'index' (SOKE: 'Key word i, <codes>') or 'word' ('Key word i, <word>: <codes>')")
+    group.add_argument("--inflection", default=None, choices=list(INFLECTIONS),
+                       help="also match English/German words by a dictionary word + an inflection suffix (SOKE: none)")
+    group.add_argument("--known-words", default=None, choices=list(KNOWN_WORD_SOURCES),
+                       help="known words that block false hits inside them, e.g. Chinese 为什么 (SOKE: none)")
+
+
+def retrieval_overrides(args: argparse.Namespace) -> dict:
+    """The retrieval prompt options given on the command line (None: not given)."""
+    return {"top_k": args.top_k, "max_codes_per_entry": args.max_codes_per_entry, "order": args.order,
+            "separator": args.separator, "inflection": args.inflection, "known_words": args.known_words}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,12 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "the stage-2 checkpoint (its hash must match)")
     parser.add_argument("--dictionary", default=None, help="sign dictionary (`soke dict build`) for retrieval-"
                         "augmented prompts (docs/design.md §5); use it for a model trained with the RetrievalCallback")
-    parser.add_argument("--top-k", type=int, default=3, help="--dictionary: entries per prompt (SOKE: 3)")
-    parser.add_argument("--max-codes-per-entry", type=int, default=10, help="--dictionary: code steps per entry "
-                        "(SOKE: 10)")
-    parser.add_argument("--inflection", default="none", choices=["none", "suffix"],
-                        help="--dictionary: also match English/German words by a dictionary word + an inflection "
-                        "suffix (use what the model was trained with; SOKE: none)")
+    add_retrieval_arguments(parser)
     parser.add_argument("--formats", nargs="+", default=["npz", "gif"], choices=["npz", "pose", "bvh", "gif"],
                         help="files per sentence (default: npz gif)")
     parser.add_argument("--mp4", action="store_true", help="also write an MP4 when ffmpeg is available")
@@ -104,8 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     requests = read_requests(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     stage = LMStage.from_checkpoint(args.ckpt, tokenizer_ckpt=args.tokenizer).to(device)
-    prompts = build_prompts(stage, requests, args.dictionary, top_k=args.top_k,
-                            max_codes_per_entry=args.max_codes_per_entry, inflection=args.inflection)
+    prompts = build_prompts(stage, requests, args.dictionary, ckpt=args.ckpt, **retrieval_overrides(args))
     check_lengths(stage, requests, prompts)
     overrides = {"do_sample": args.sample, "temperature": args.temperature}
     if args.max_codes is not None:

@@ -25,6 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from soke_lightning.cli.generate import add_retrieval_arguments, retrieval_overrides
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.pipelines.generate import GenerateError
 from soke_lightning.pipelines.serve import SignResult, SignService, SignSettings
@@ -46,10 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, help="a packed store with a 'dictionary' split (e.g. "
                         "data/synthsign-demo): offers the dictionary-concatenation baseline side by side and takes "
                         "its test sentences as examples")
-    parser.add_argument("--top-k", type=int, default=3, help="--dictionary: entries per prompt (SOKE: 3)")
-    parser.add_argument("--max-codes-per-entry", type=int, default=10, help="--dictionary: code steps per entry")
-    parser.add_argument("--inflection", default="none", choices=["none", "suffix"],
-                        help="--dictionary: inflection fallback of the matcher (use what the model was trained with)")
+    add_retrieval_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                         "only; 0.0.0.0 to let others on the network in)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -168,8 +166,8 @@ def make_service(args: argparse.Namespace) -> SignService:
     out = args.out or tempfile.mkdtemp(prefix="soke-serve-")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     return SignService(args.ckpt, out, tokenizer_ckpt=args.tokenizer, dictionary=args.dictionary,
-                       baseline_store=args.store, device=device, cache_size=args.cache_size, top_k=args.top_k,
-                       max_codes_per_entry=args.max_codes_per_entry, inflection=args.inflection)
+                       baseline_store=args.store, device=device, cache_size=args.cache_size,
+                       retrieval=retrieval_overrides(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from soke_lightning.callbacks.retrieval import saved_frequency
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import MotionPrediction, Request
 from soke_lightning.data.processing import length_indices
@@ -54,18 +55,54 @@ def load_dictionary(stage, dictionary: str | Path) -> SignDictionary:
         raise GenerateError(f"--dictionary {dictionary}: {err}") from None
 
 
+#: Retrieval prompt settings of generation and their defaults (SOKE's behaviour).
+PROMPT_DEFAULTS = {"top_k": 3, "max_codes_per_entry": 10, "order": "longest", "matcher": "words",
+                   "inflection": "none", "separator": "index", "known_words": "none"}
+
+
+def prompt_settings(stage, ckpt: str | Path | None = None, **overrides) -> dict:
+    """The retrieval prompt settings to generate with: SOKE's defaults, then the recipe the checkpoint was trained
+    with (``LMStage(retrieval=True, retrieval_settings=...)``: separator, order, known words, ...), then the
+    ``overrides`` that are not None (command-line options). A model must see the prompt format it was trained on.
+
+    ``order="rarest"`` ranks words by their frequency in the training texts: the table comes from the retrieval
+    callback's state in ``ckpt`` (recorded since that option exists); without one it is refused with the fix.
+    """
+    settings = dict(PROMPT_DEFAULTS)
+    if stage.hparams.get("retrieval"):
+        trained = stage.retrieval_settings or {}
+        settings.update({k: trained[k] for k in PROMPT_DEFAULTS if k in trained})
+        if trained.get("lexicon"):
+            log.warning("the checkpoint's retrieval lexicon %r is not used by generation (built-in known words only)",
+                        trained["lexicon"])
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(settings) - set(PROMPT_DEFAULTS))
+    if unknown:
+        raise GenerateError(f"unknown retrieval settings {unknown}; valid: {sorted(PROMPT_DEFAULTS)}")
+    if settings["order"] == "rarest":
+        frequency = saved_frequency(torch.load(ckpt, map_location="cpu", weights_only=False)) if ckpt else None
+        if frequency is None:
+            raise GenerateError(f"retrieval order 'rarest' ranks words by their training frequency, but "
+                                f"{ckpt or 'the checkpoint'} records no frequency table; pass --order longest or "
+                                f"--order text")
+        settings["frequency"] = frequency
+    return settings
+
+
 def retrieval_prompt(stage, request: Request, sign_dict: SignDictionary, *, top_k: int = 3,
                      max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words",
-                     inflection: str = "none") -> tuple[str, list[RetrievedEntry]]:
+                     inflection: str = "none", separator: str = "index", known_words: str = "none",
+                     frequency: dict | None = None) -> tuple[str, list[RetrievedEntry]]:
     """The encoder prompt of one request with its retrieval string, and the entries in it (in prompt order).
 
     Whole entries that do not fit the model's encoder limit are dropped from the end (counted with the model's own
-    text tokenizer).
+    text tokenizer). Use :func:`prompt_settings` for the keyword arguments: the model's own recipe.
     """
     prompt, entries = build_prompt(request.text, request.lang, sign_dict, top_k=top_k,
                                    max_codes_per_entry=max_codes_per_entry, order=order, matcher=matcher,
                                    inflection=inflection, max_tokens=int(stage.hparams.max_source_length),
-                                   count_tokens=stage.text_tokenizer.count_tokens)
+                                   count_tokens=stage.text_tokenizer.count_tokens, separator=separator,
+                                   frequency=frequency, known_words=known_words)
     log.info("%s: retrieved %s", request.name, [e.match.word for e in entries] or "nothing")
     return prompt, entries
 
@@ -85,19 +122,23 @@ def store_requests(store: str | Path, split_name: str, lang: str | None, n: int)
     return out
 
 
-def build_prompts(stage, requests: list[Request], dictionary: str | None, *, top_k: int = 3,
-                  max_codes_per_entry: int = 10, order: str = "longest", matcher: str = "words",
-                  inflection: str = "none") -> list[str]:
+def build_prompts(stage, requests: list[Request], dictionary: str | None, *, ckpt: str | Path | None = None,
+                  **settings) -> list[str]:
     """Encoder prompts: the sentence, plus its retrieval string from ``dictionary`` (docs/design.md §5.3).
 
     The dictionary must be bound to the checkpoint's stage-1 tokenizer (same hash); whole entries that do not fit
-    the model's encoder limit are dropped from the end (counted with the model's own text tokenizer).
+    the model's encoder limit are dropped from the end (counted with the model's own text tokenizer). ``settings``
+    (``top_k``, ``order``, ``separator``, ...; None = not given) override the checkpoint's own recipe
+    (:func:`prompt_settings`).
     """
     if dictionary is None:
+        if stage.hparams.get("retrieval"):
+            log.warning("this model was trained with retrieval prompts (dictionary %s) but no --dictionary was "
+                        "given: it generates from the plain text", (stage.retrieval_settings or {}).get("dictionary"))
         return [r.text for r in requests]
     sign_dict = load_dictionary(stage, dictionary)
-    return [retrieval_prompt(stage, r, sign_dict, top_k=top_k, max_codes_per_entry=max_codes_per_entry, order=order,
-                             matcher=matcher, inflection=inflection)[0] for r in requests]
+    resolved = prompt_settings(stage, ckpt, **settings)
+    return [retrieval_prompt(stage, r, sign_dict, **resolved)[0] for r in requests]
 
 
 def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:

@@ -39,6 +39,7 @@ from soke_lightning.pipelines.generate import (
     check_lengths,
     check_text,
     load_dictionary,
+    prompt_settings,
     retrieval_prompt,
 )
 from soke_lightning.render.animation import render_animation
@@ -155,15 +156,16 @@ class SignService:
             Its test split (else its first split) also gives the example sentences.
         device: torch device.
         cache_size: results kept (>= 1).
-        top_k, max_codes_per_entry, inflection: retrieval settings (use what the model was trained with).
+        retrieval: retrieval prompt settings overriding the checkpoint's own recipe (``top_k``, ``order``,
+            ``separator``, ...; see :func:`~soke_lightning.pipelines.generate.prompt_settings`).
         gif_height: pixel height of the animation.
         fps: frame rate of the generated motion.
     """
 
     def __init__(self, ckpt: str | Path, out_dir: str | Path, *, tokenizer_ckpt: str | None = None,
                  dictionary: str | Path | None = None, baseline_store: str | Path | None = None,
-                 device: str | torch.device = "cpu", cache_size: int = 16, top_k: int = 3,
-                 max_codes_per_entry: int = 10, inflection: str = "none", gif_height: int = 300,
+                 device: str | torch.device = "cpu", cache_size: int = 16, retrieval: dict | None = None,
+                 gif_height: int = 300,
                  fps: float = DEFAULT_FPS):
         if cache_size < 1:
             raise GenerateError(f"--cache-size must be >= 1, got {cache_size}")
@@ -180,7 +182,7 @@ class SignService:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.languages = [key for key, lang in LANGUAGES.items() if lang.sign_tag in self.stage.lm.sign_tags]
         self.dictionary = load_dictionary(self.stage, dictionary) if dictionary is not None else None
-        self.retrieval = {"top_k": top_k, "max_codes_per_entry": max_codes_per_entry, "inflection": inflection}
+        self.retrieval = prompt_settings(self.stage, ckpt, **(retrieval or {})) if self.dictionary is not None else {}
         self.backend_name = self.stage.hparams.joint_backend
         self.formats = [f for f in DOWNLOADS if f != "bvh" or self.backend_name == "builtin"]
         self.gif_height = gif_height
