@@ -25,8 +25,8 @@ from soke_lightning.core.layout import features_to_raw, raw_to_features
 from soke_lightning.data.processing import length_indices
 from soke_lightning.data.store import open_store
 from soke_lightning.kinematics import get_joint_backend
-from soke_lightning.metrics.slrtp import SLRTP_SCORES
 from soke_lightning.metrics.functional.parts import parts_from_joint_sets, score_parts
+from soke_lightning.metrics.slrtp import SLRTP_SCORES
 from soke_lightning.models.tokenizer import SignTokenizer
 from soke_lightning.pipelines.backtranslate import read_predictions
 from soke_lightning.pipelines.baselines import SLRTP_SYSTEMS, mean_pose_predictions, slrtp_score
