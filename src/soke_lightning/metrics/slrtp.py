@@ -6,7 +6,8 @@ sample on exactly one rank (the DataModule's unrepeated sampler), so no sample i
 
 * :class:`SlrtpDtwMje`, :class:`WristDistanceRatio`, :class:`DurationRatio`: one pooled number each;
 * :class:`SLRTPMotionMetrics`: the three motion scores per language and pooled (``all``), the stage-2 test's table;
-* :class:`ChrF`, :class:`WordErrorRate`: back-translation chrF and WER (×100).
+* :class:`ChrF`, :class:`WordErrorRate`: back-translation chrF and WER (×100), pooled;
+  :class:`ChrFWerStats`: both per language (the B-T scorer's).
 
 They differ from the exact-DTW metrics (:class:`~soke_lightning.metrics.dtw.SignMotionMetrics`): FastDTW instead of
 exact DTW, the Euclidean norm of the flattened frame as the alignment cost, no alignment of roots or wrists, no
@@ -32,7 +33,7 @@ from soke_lightning.metrics.functional.slrtp import (
     wer_stats,
 )
 
-__all__ = ["SLRTP_SCORES", "ChrF", "DurationRatio", "SLRTPMotionMetrics", "SlrtpDtwMje", "WordErrorRate",
+__all__ = ["SLRTP_SCORES", "ChrF", "ChrFWerStats", "DurationRatio", "SLRTPMotionMetrics", "SlrtpDtwMje", "WordErrorRate",
            "WristDistanceRatio", "scores_from_motion_stats"]
 
 #: The motion scores of the SLRTP protocol, in table order.
@@ -263,3 +264,53 @@ class WordErrorRate(_TextSums):
         if self.words == 0:
             return torch.tensor(float("nan"), dtype=torch.float64)
         return 100.0 * self.edits / self.words
+
+
+class ChrFWerStats(Metric):
+    """Corpus chrF and WER (×100) per language from sum states (DDP-exact; Chinese WER on characters).
+
+    Example:
+        >>> metric = ChrFWerStats(["asl", "csl"])
+        >>> metric.update(["the cat sat on mat", "我 爱 你"], ["The cat sat on the mat.", "我爱他"], ["asl", "csl"])
+        >>> {lang: round(v["wer"], 2) for lang, v in metric.compute().items()}
+        {'asl': 16.67, 'csl': 33.33}
+
+    Args:
+        languages: language keys, one group each.
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+
+    def __init__(self, languages: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.languages = list(languages)
+        g = len(self.languages)
+        self.add_state("chrf", default=torch.zeros(g, 3 * CHRF_ORDER, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("wer", default=torch.zeros(g, 2, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.zeros(g, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, hypotheses: Sequence[str], references: Sequence[str], langs: Sequence[str]) -> None:
+        if not len(hypotheses) == len(references) == len(langs):
+            raise ValueError(f"{len(hypotheses)} hypotheses, {len(references)} references and {len(langs)} "
+                             f"languages: they must pair up")
+        for hyp, ref, lang in zip(hypotheses, references, langs):
+            if lang not in self.languages:
+                continue
+            g = self.languages.index(lang)
+            self.chrf[g] += torch.tensor(chrf_stats(hyp, ref), dtype=torch.float64, device=self.chrf.device)
+            if get_language(lang).char_level_bleu:
+                hyp, ref = to_characters(hyp), to_characters(ref)
+            self.wer[g] += torch.tensor(wer_stats(hyp, ref), dtype=torch.float64, device=self.wer.device)
+            self.count[g] += 1
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """{lang: {"chrf", "wer"}} for every language with at least one sentence (WER NaN without reference words)."""
+        out = {}
+        for g, lang in enumerate(self.languages):
+            edits, words = (float(x) for x in self.wer[g])
+            if self.count[g] > 0:
+                out[lang] = {"chrf": chrf_from_stats(self.chrf[g].tolist()),
+                             "wer": 100.0 * edits / words if words else float("nan")}
+        return out
