@@ -134,6 +134,8 @@ class LMStage(EvalLoops, LightningModule):
             data under this tokenizer"); ``tokenizer`` = ``tokenizer_ckpt``; the rest as RetrievalCallback (SOKE).
         compile: compile the SignMBart forward with ``torch.compile`` (in place; checkpoints unchanged).
         compile_options: ``torch.compile`` keyword arguments (``mode``, ``backend``, ``dynamic``, ...).
+        slrtp: also score the test with the SLRTP 2025 protocol (docs/evaluation.md §6.7). Its FastDTW runs in
+            Python, about 0.04-0.2 s per sample on one core; false leaves it out.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class LMStage(EvalLoops, LightningModule):
         retrieval_settings: dict[str, Any] | None = None,
         compile: bool = False,
         compile_options: dict[str, Any] | None = None,
+        slrtp: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -190,6 +193,8 @@ class LMStage(EvalLoops, LightningModule):
             for stage in ("val", "test")
         })
         # the SLRTP protocol on the test split only (FastDTW in Python: kept out of the per-epoch validation)
+        if not isinstance(slrtp, bool):
+            raise ValueError(f"LMStage: slrtp must be true or false, got {slrtp!r}")
         self.slrtp_metrics = SLRTPMotionMetrics(wrist_joints(self.backend.joint_sets),
                                                 slrtp_joints(self.backend.joint_sets), self.metric_languages,
                                                 prefix="test/")
@@ -513,7 +518,7 @@ class LMStage(EvalLoops, LightningModule):
             pred_joints = self.backend.to(self.device).from_features(feats)
             gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
         self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
-        if stage == "test":
+        if stage == "test" and self.hparams.slrtp:
             self.slrtp_metrics.update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang))
         ones = torch.ones(size, device=self.device)
         self._log_mean(stage, "steps_per_sample", self.lm.decoder_passes(result).to(ones), ones)
@@ -530,7 +535,7 @@ class LMStage(EvalLoops, LightningModule):
                             and k.endswith(f"/{part}")]
                 if per_lang:
                     values[f"{stage}/{variant}/all/{part}"] = torch.stack(per_lang).mean()
-        if stage == "test":
+        if stage == "test" and self.hparams.slrtp:
             values.update(self.slrtp_metrics.compute())
             self.slrtp_metrics.reset()
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=False)
