@@ -1,13 +1,8 @@
 """The SLRTP 2025 challenge scores: DTW-MJE against a direct fastdtw computation, the wrist and duration ratios'
-fixed points, chrF against sacrebleu, WER against a hand-counted example, the Metric classes and 2-process DDP."""
+fixed points, chrF against sacrebleu, WER against a hand-counted example, the Metric classes. Their 2-process DDP
+check shares the process start of tests/test_metrics_torchmetrics.py (tests/scripts/ddp_metrics.py)."""
 
 from __future__ import annotations
-
-import json
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,8 +30,6 @@ from soke_lightning.metrics.slrtp import (
     WordErrorRate,
     WristDistanceRatio,
 )
-
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def _sequences(seed: int, n: int = 6, joints: int = 5):
@@ -153,18 +146,3 @@ def test_builtin_skeleton_joints_and_wrists():
     assert wrist_joints(backend.joint_sets) == (20, 21)
     assert [backend.joint_names[i] for i in wrist_joints(backend.joint_sets)] == ["left_wrist", "right_wrist"]
     assert len(slrtp_joints(backend.joint_sets)) == 52  # 12 body + 2 x 21 hand joints, the wrists shared
-
-
-@pytest.mark.ddp
-def test_two_process_ddp_equals_single_process(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "ddp.json"
-    proc = subprocess.run([sys.executable, str(SCRIPTS / "ddp_slrtp.py"), str(port), str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
-    assert result["ddp"].keys() == result["single"].keys() and "chrf" in result["ddp"]
-    for key, value in result["single"].items():
-        assert result["ddp"][key] == pytest.approx(value, rel=1e-12), key
