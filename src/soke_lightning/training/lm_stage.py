@@ -135,7 +135,7 @@ class LMStage(EvalLoops, LightningModule):
         compile: compile the SignMBart forward with ``torch.compile`` (in place; checkpoints unchanged).
         compile_options: ``torch.compile`` keyword arguments (``mode``, ``backend``, ``dynamic``, ...).
         slrtp: also score the test with the SLRTP 2025 protocol (docs/evaluation.md §6.7). Its FastDTW runs in
-            Python, about 0.04-0.2 s per sample on one core; false leaves it out.
+            Python, about 0.05-0.2 s per sample on one core; false leaves it out.
     """
 
     def __init__(
