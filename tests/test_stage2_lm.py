@@ -233,3 +233,12 @@ def test_predict_step_returns_motion_predictions_with_ground_truth(run, tmp_path
         assert p.fps == 25.0
     paths = PredictionWriter(tmp_path, formats=["npz"]).write(predictions[:2])
     assert len(paths) == 2 and all(path.is_file() for path in paths)
+
+
+def test_slrtp_switch_is_validated():
+    from soke_lightning.training.lm_stage import LMStage
+
+    assert LMStage(tokenizer_ckpt="unused.ckpt", mbart={}).hparams.slrtp is True  # on by default
+    assert LMStage(tokenizer_ckpt="unused.ckpt", mbart={}, slrtp=False).hparams.slrtp is False
+    with pytest.raises(ValueError, match="slrtp must be true or false"):
+        LMStage(tokenizer_ckpt="unused.ckpt", mbart={}, slrtp="yes")
