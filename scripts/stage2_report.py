@@ -6,7 +6,9 @@ dictionary-concatenation baselines (and, optionally, the stage-1 tokenizer's cei
         [--ceiling outputs/stage2-demo/checkpoints/last.ckpt] [--json outputs/stage2-demo/report.json]
 
 All numbers are SOKE's accumulated DTW costs (metres summed along the warping path; lower is better) on the
-store's test split, computed with the same joints (built-in skeleton) and DTW code.
+store's test split, computed with the same joints (built-in skeleton) and DTW code. Below it, the SLRTP 2025
+protocol (docs/evaluation.md §6.7) of the model (its test metrics), the ground truth, the mean pose and the
+dictionary concatenation (the baselines' ``"slrtp"``), when both files have it.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ import json
 import sys
 from pathlib import Path
 
+from soke_lightning.core.io import atomic_write_text
 from soke_lightning.data.datamodule import SignDataModule
 from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
+from soke_lightning.metrics.slrtp import SLRTP_SCORES
 from soke_lightning.models.generation import GenerationResult
 from soke_lightning.models.tokenizer import decode_streams
 from soke_lightning.pipelines.baselines import run_baselines
+from soke_lightning.pipelines.report import slrtp_from_metrics
 from soke_lightning.training.lm_stage import LMStage
 
 LANGS = ("asl", "csl", "dgs")
@@ -41,8 +46,21 @@ def read_test_metrics(path: Path) -> dict:
         raise SystemExit(f"{path}: missing {missing[:3]} (...); run `soke test --config experiments/stage2/demo.yaml"
                          f" --ckpt_path CKPT` with the CSV logger first")
     out = {lang: {p: {m: values[f"test/{m}/{lang}/{p}"] for m in METRICS} for p in PARTS} for lang in LANGS}
-    out["_extra"] = {k: v for k, v in values.items() if k.startswith("test/") and "/dtw_" not in k}
+    out["_extra"] = {k: v for k, v in values.items() if k.startswith("test/") and "/dtw_" not in k
+                     and k.split("/")[1] not in SLRTP_SCORES}
+    out["_slrtp"] = slrtp_from_metrics(values)
     return out
+
+
+def slrtp_table(rows: dict[str, dict]) -> str:
+    """The SLRTP protocol: one line per system and language ({system: {lang: {score: value}}})."""
+    head = f"{'system':<14}{'lang':<6}" + "".join(f"{s:>22}" for s in SLRTP_SCORES)
+    lines = [head, "-" * len(head)]
+    for system, langs in rows.items():
+        for lang in (*LANGS, "all"):
+            if lang in langs:
+                lines.append(f"{system:<14}{lang:<6}" + "".join(f"{langs[lang][s]:>22.4f}" for s in SLRTP_SCORES))
+    return "\n".join(lines)
 
 
 def ceiling(ckpt: str, store: str) -> dict:
@@ -100,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     model = read_test_metrics(Path(args.metrics))
     extra = model.pop("_extra")
+    model_slrtp = model.pop("_slrtp")
     if args.baselines and Path(args.baselines).is_file():
         base = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
     else:
@@ -120,8 +139,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{m.upper().replace('_', '-')} " + " ".join(f"{lang} {bt[f'{m}/{lang}']:.1f}" for lang in (*LANGS, "all")
                                                           if f"{m}/{lang}" in bt)
             for m in ("bleu4", "rouge_l")))
+    slrtp = {"model": model_slrtp, **base["slrtp"]} if model_slrtp and base.get("slrtp") else None
+    if slrtp:
+        print("SLRTP protocol: FastDTW DTW-MJE (m, pooled; lower is better), wrist distance and duration ratios "
+              "(generated / ground truth; 1 is ideal)")
+        print(slrtp_table(slrtp))
     if args.json:
-        Path(args.json).write_text(json.dumps({**rows, "extra": extra}, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(Path(args.json), json.dumps({**rows, "extra": extra, "slrtp": slrtp}, indent=2) + "\n")
     return 0
 
 

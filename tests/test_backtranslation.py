@@ -174,7 +174,22 @@ def test_backtranslate_tool_store_predictions_and_mean_pose(trained, tmp_path, c
     assert set(result["sources"]) == {"ground_truth", "predictions", "mean_pose"}
     for source in result["sources"].values():
         assert set(source) == {"asl", "csl", "dgs", "all"}
-        assert set(source["asl"]) == {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l"}
+        assert set(source["asl"]) == {"bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "chrf", "wer"}
+    assert "SLRTP protocol" in printed
+    slrtp = result["slrtp"]
+    assert set(slrtp) == {"ground_truth", "predictions", "mean_pose"}
+    for lang in ("asl", "csl", "dgs", "all"):
+        assert slrtp["ground_truth"][lang] == {"slrtp_dtw_mje": 0.0, "wrist_distance_ratio": 1.0,
+                                               "duration_ratio": 1.0}
+        assert slrtp["mean_pose"][lang]["wrist_distance_ratio"] == 0.0
+        assert slrtp["mean_pose"][lang]["duration_ratio"] == 1.0
+        # the predictions are the uncropped ground truth: at least as long, close in space
+        assert slrtp["predictions"][lang]["duration_ratio"] >= 1.0
+        assert slrtp["predictions"][lang]["slrtp_dtw_mje"] < slrtp["mean_pose"][lang]["slrtp_dtw_mje"]
+    # --dictionary needs a dictionary split: a one-line error, no traceback
+    args = parser.parse_args(["--model", str(ckpt), "--store", str(store), "--dictionary"])
+    assert backtranslate_cli.run(args) == 2
+    assert "dictionary" in capsys.readouterr().err
     # the predictions are the ground-truth frames (uncropped): same sentences, same references
     assert [s["text"] for s in result["samples"]["predictions"]] == [s["text"] for s in result["samples"]["ground_truth"]]
     assert len(result["samples"]["mean_pose"]) == len(split)

@@ -17,7 +17,9 @@ from soke_lightning.pipelines.claims import (
     paired_change,
     plan_arms,
     plan_config,
+    slrtp_table,
     verdicts,
+    write_markdown,
 )
 
 
@@ -75,6 +77,22 @@ def test_verdicts_follow_the_numbers():
     assert rows["retrieval lowers DTW-JPE (asl)"] == "reproduced"
     assert rows["retrieval lowers DTW-JPE (csl)"] == "not reproduced"
     assert rows["random codes of the same length do not help (content matters)"] == "reproduced"
+
+
+def test_slrtp_table_pools_the_model_samples_beside_the_baselines(tmp_path):
+    # per-sample sums: error sum, error count, wrist path lengths (pred l, r; gt l, r), length ratio
+    a = {"lang": "asl", "slrtp": [2.0, 100, 1.0, 1.0, 2.0, 2.0, 1.0]}
+    b = {"lang": "dgs", "slrtp": [6.0, 100, 3.0, 1.0, 2.0, 4.0, 0.5]}
+    gt = {"asl": {"slrtp_dtw_mje": 0.0, "wrist_distance_ratio": 1.0, "duration_ratio": 1.0}}
+    table = slrtp_table([{"samples": [a, b]}], {"slrtp": {"ground_truth": gt}})
+    assert list(table) == ["model", "ground_truth"] and table["ground_truth"] == gt
+    assert table["model"]["asl"] == {"slrtp_dtw_mje": 0.02, "wrist_distance_ratio": 0.5, "duration_ratio": 1.0}
+    assert table["model"]["all"]["slrtp_dtw_mje"] == pytest.approx(0.04)  # 8 / 200, pooled
+    assert table["model"]["all"]["wrist_distance_ratio"] == pytest.approx((4 / 4 + 2 / 6) / 2)
+    assert table["model"]["all"]["duration_ratio"] == pytest.approx(0.75)
+    assert slrtp_table([{"samples": [{"lang": "asl"}]}], {}) is None  # results without the sums
+    md = write_markdown({"verdicts": [], "slrtp": table}, tmp_path / "claims.md").read_text()
+    assert "## SLRTP protocol (base arm)" in md and "| model | all | 0.0400 | 0.6667 | 0.7500 |" in md
 
 
 @pytest.mark.slow

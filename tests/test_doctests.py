@@ -18,6 +18,7 @@ MUST_HAVE_EXAMPLES = {
     "soke_lightning.metrics.bleu", "soke_lightning.metrics.dtw", "soke_lightning.metrics.reconstruction",
     "soke_lightning.metrics.functional.alignment", "soke_lightning.metrics.functional.bleu",
     "soke_lightning.metrics.functional.dtw", "soke_lightning.metrics.functional.parts", "soke_lightning.core.io",
+    "soke_lightning.metrics.slrtp", "soke_lightning.metrics.functional.slrtp",
 }
 
 

@@ -1,4 +1,5 @@
-"""SignMotionMetrics: keys, aggregation (hand, avg), de-duplication, and the 2-process DDP run."""
+"""SignMotionMetrics: keys, aggregation (hand, avg), de-duplication, and the 2-process DDP run (which also checks the
+SLRTP sum-state metrics)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,11 @@ def test_two_process_ddp_equals_single_process(tmp_path):
     assert result["ddp"].keys() == result["single"].keys() and result["ddp"]
     for key, value in result["single"].items():
         assert result["ddp"][key] == pytest.approx(value, rel=1e-12), key
+    # the SLRTP sum-state metrics in the same two processes (disjoint shards)
+    assert result["slrtp_ddp"].keys() == result["slrtp_single"].keys()
+    assert {"chrf", "wer", "wer/csl", "test/slrtp_dtw_mje/all"} <= set(result["slrtp_ddp"])
+    for key, value in result["slrtp_single"].items():
+        assert result["slrtp_ddp"][key] == pytest.approx(value, rel=1e-12), key
 
 
 def test_with_the_builtin_joint_backend():

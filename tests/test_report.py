@@ -159,3 +159,29 @@ def test_report_renders_in_headless_chromium(tmp_path):
     dark = (pixels < 200).mean()
     assert 0.01 < dark < 0.6, f"screenshot looks blank or broken: {dark:.3%} dark pixels"
     assert pixels.std() > 20
+
+
+def test_collect_and_render_the_slrtp_protocol_table(tmp_path):
+    run = tmp_path / "run"
+    (run / "logs/test").mkdir(parents=True)
+    keys = ["test/slrtp_dtw_mje/asl", "test/wrist_distance_ratio/asl", "test/duration_ratio/asl",
+            "test/dtw_jpe/asl/body"]
+    (run / "logs/test/metrics.csv").write_text("epoch,step," + ",".join(keys) + "\n0,0,0.0512,0.73,1.21,4.5\n")
+    row = {"slrtp_dtw_mje": 0.0, "wrist_distance_ratio": 1.0, "duration_ratio": 1.0}
+    baselines = {"split": "test", "mean_pose": {}, "dictionary": {}, "dictionary_hit_rate": {},
+                 "slrtp": {"ground_truth": {"asl": row}, "mean_pose": {"asl": {**row, "wrist_distance_ratio": 0.0,
+                                                                               "slrtp_dtw_mje": 0.09}},
+                           "dictionary": {"asl": {**row, "slrtp_dtw_mje": 0.07, "wrist_distance_ratio": 0.8}}}}
+    (tmp_path / "baselines.json").write_text(json.dumps(baselines))
+    parser = argparse.ArgumentParser()
+    report_cli.add_arguments(parser)
+    assert report_cli.run(parser.parse_args([str(run), "--baselines", str(tmp_path / "baselines.json")])) == 0
+    inputs = json.loads((run / INPUTS_FILE).read_text())
+    assert list(inputs["slrtp"]) == ["model", "ground_truth", "mean_pose", "dictionary"]
+    assert inputs["slrtp"]["model"] == {"asl": {"slrtp_dtw_mje": 0.0512, "wrist_distance_ratio": 0.73,
+                                                "duration_ratio": 1.21}}
+    page = (run / "report.html").read_text()
+    section = page[page.index("<h2>SLRTP protocol</h2>"):]
+    assert all(name in section for name in ("model", "ground_truth", "mean_pose", "dictionary", "0.051", "0.730"))
+    # the logged SLRTP keys form one family of the test-metric tables, not three
+    assert "<h3>SLRTP protocol</h3>" in page and "<h3>wrist</h3>" not in page

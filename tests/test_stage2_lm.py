@@ -98,7 +98,13 @@ def test_debug_fit_and_test_log_dtw_per_language_and_part(run):
     assert 1 <= float(metrics["test/steps_per_sample"]) <= 16 + 1  # debug max_codes = 16
     assert float(metrics["test/latency_ms_per_sample"]) > 0
     assert float(metrics["test/frames_per_sample"]) >= 4
+    # the SLRTP protocol beside SOKE's DTW: per language and pooled, test only
+    for lang in ("asl", "csl", "dgs", "all"):
+        assert float(metrics[f"test/slrtp_dtw_mje/{lang}"]) > 0
+        assert float(metrics[f"test/duration_ratio/{lang}"]) > 0
+        assert f"test/wrist_distance_ratio/{lang}" in metrics
     val = run["fit"].trainer.callback_metrics
+    assert not any("slrtp" in k for k in val)
     assert "val/dtw_pa_jpe/csl/rhand" in val and "val/loss" in val and "train/loss" in val
     # the text tokenizer was saved next to the logs
     assert (Path(run["fit"].trainer.log_dir) / "text_tokenizer" / "tokenizer.json").is_file()
@@ -227,3 +233,12 @@ def test_predict_step_returns_motion_predictions_with_ground_truth(run, tmp_path
         assert p.fps == 25.0
     paths = PredictionWriter(tmp_path, formats=["npz"]).write(predictions[:2])
     assert len(paths) == 2 and all(path.is_file() for path in paths)
+
+
+def test_slrtp_switch_is_validated():
+    from soke_lightning.training.lm_stage import LMStage
+
+    assert LMStage(tokenizer_ckpt="unused.ckpt", mbart={}).hparams.slrtp is True  # on by default
+    assert LMStage(tokenizer_ckpt="unused.ckpt", mbart={}, slrtp=False).hparams.slrtp is False
+    with pytest.raises(ValueError, match="slrtp must be true or false"):
+        LMStage(tokenizer_ckpt="unused.ckpt", mbart={}, slrtp="yes")

@@ -84,8 +84,13 @@ def test_dictionary_baseline_concatenates_sign_spans(packed):
         assert preds[r["name"]].shape == (expected, 179)
 
 
-def test_baselines_dictionary_beats_mean_pose(packed):
-    results = run_baselines(packed, "test")
+@pytest.fixture(scope="module")
+def baselines(packed):
+    return run_baselines(packed, "test")
+
+
+def test_baselines_dictionary_beats_mean_pose(baselines):
+    results = baselines
     for lang in ("asl", "csl", "dgs"):
         # every concept of a test sentence has an entry and its inflected forms are aliases (German "sie" and the
         # forms two concepts share excepted)
@@ -94,3 +99,14 @@ def test_baselines_dictionary_beats_mean_pose(packed):
             mean = sum(results["mean_pose"][lang][p][metric] for p in ("body", "lhand", "rhand"))
             dic = sum(results["dictionary"][lang][p][metric] for p in ("body", "lhand", "rhand"))
             assert 0 < dic < mean, (lang, metric, dic, mean)
+
+
+def test_baselines_slrtp_protocol(baselines):
+    slrtp = baselines["slrtp"]
+    assert set(slrtp) == {"ground_truth", "mean_pose", "dictionary"}
+    for lang in ("asl", "csl", "dgs", "all"):
+        gt, mean, dic = (slrtp[s][lang] for s in ("ground_truth", "mean_pose", "dictionary"))
+        assert gt == {"slrtp_dtw_mje": 0.0, "wrist_distance_ratio": 1.0, "duration_ratio": 1.0}
+        # the mean pose never moves and has the ground truth's length; the dictionary moves
+        assert mean["wrist_distance_ratio"] == 0.0 and mean["duration_ratio"] == 1.0
+        assert mean["slrtp_dtw_mje"] > 0 and dic["slrtp_dtw_mje"] > 0 and dic["wrist_distance_ratio"] > 0.2

@@ -1,8 +1,11 @@
 """Two gloo processes score an odd-sized set through a DistributedSampler; the synced metric must equal one process.
 
-Run by tests/test_metrics_ddp.py (``python tests/scripts/ddp_metrics.py PORT OUT.json``). The sampler pads 7
+Run by tests/test_metrics_torchmetrics.py (``python tests/scripts/ddp_metrics.py PORT OUT.json``). The sampler pads 7
 samples to 8, so one sample is scored on both ranks; SignMotionMetrics must drop the repeat. Rank 0 writes the
 DDP result and the single-process result (computed in rank 0 without syncing) to OUT.json.
+
+The same two processes also check the SLRTP sum-state metrics (``"slrtp_ddp"`` / ``"slrtp_single"``): each rank
+scores a disjoint half, as the evaluation loaders' unrepeated sampler gives it (one process start serves both).
 """
 
 import json
@@ -43,6 +46,33 @@ def _update(metric, indices, data):
         metric.update(pred[idx], target[idx], lp[idx], lt[idx], [langs[i] for i in idx], [names[i] for i in idx])
 
 
+HYPS = ["the cat sat", "我 爱 你", "morgen regen", "a dog", "你 好", "it's sunny", "wind aus nord"]
+REFS = ["the cat sat down", "我爱他", "morgen viel regen", "the dog", "你好", "it is sunny", "wind aus west"]
+
+
+def slrtp_metrics(**kw):
+    from soke_lightning.metrics.slrtp import ChrF, ChrFWerStats, SLRTPMotionMetrics, WordErrorRate
+
+    return [SLRTPMotionMetrics((1, 2), prefix="test/", **kw), ChrF(**kw), WordErrorRate(**kw),
+            ChrFWerStats(["asl", "csl", "dgs"], **kw)]
+
+
+def slrtp_result(indices, data, **kw) -> dict:
+    """Score ``indices`` in batches of 2 with the SLRTP metrics; every value as a float."""
+    pred, target, lp, lt, langs, _ = data
+    motion, chrf, wer, per_lang = slrtp_metrics(**kw)
+    for start in range(0, len(indices), 2):
+        idx = indices[start : start + 2]
+        motion.update(pred[idx], target[idx], lp[idx], lt[idx], [langs[i] for i in idx])
+        chrf.update([HYPS[i] for i in idx], [REFS[i] for i in idx])
+        wer.update([HYPS[i] for i in idx], [REFS[i] for i in idx], [langs[i] for i in idx])
+        per_lang.update([HYPS[i] for i in idx], [REFS[i] for i in idx], [langs[i] for i in idx])
+    out = {k: v.item() for k, v in motion.compute().items()}
+    out["chrf"], out["wer"] = chrf.compute().item(), wer.compute().item()
+    out.update({f"{name}/{lang}": v for lang, d in per_lang.compute().items() for name, v in d.items()})
+    return out
+
+
 def _worker(rank: int, world: int, port: int, out_path: str) -> None:
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -56,6 +86,7 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
     metric = new_metric()
     _update(metric, indices, data)
     synced = {k: v.item() for k, v in metric.compute().items()}
+    slrtp_synced = slrtp_result(list(range(rank, NUM_SAMPLES, world)), data)
     counts = [None] * world
     dist.all_gather_object(counts, len(indices))
     if rank == 0:
@@ -63,7 +94,8 @@ def _worker(rank: int, world: int, port: int, out_path: str) -> None:
         _update(single, list(range(NUM_SAMPLES)), data)
         ref = {k: v.item() for k, v in single.compute().items()}
         with open(out_path, "w") as f:
-            json.dump({"ddp": synced, "single": ref, "scored": sum(counts)}, f)
+            json.dump({"ddp": synced, "single": ref, "scored": sum(counts), "slrtp_ddp": slrtp_synced,
+                       "slrtp_single": slrtp_result(list(range(NUM_SAMPLES)), data, sync_on_compute=False)}, f)
     dist.barrier()
     dist.destroy_process_group()
 

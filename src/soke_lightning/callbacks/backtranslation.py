@@ -7,7 +7,8 @@
 
 At the end of each test (and, with ``stages: [val, test]``, validation) epoch the callback logs, per language and as
 the mean over languages (``all``), the protocol of docs/evaluation.md §6.5: ``{stage}/bt_bleu1..4/{lang}`` and
-``{stage}/bt_rouge_l/{lang}`` (×100, Chinese on characters).
+``{stage}/bt_rouge_l/{lang}`` (×100, Chinese on characters), and the SLRTP challenge's ``{stage}/bt_chrf/{lang}`` and
+``{stage}/bt_wer/{lang}`` (×100; §6.7; WER lower is better).
 
 Where the motion comes from: the evaluation step's return value when it carries the generated motion (a mapping with
 ``features`` [B, T, 133] denormalised and ``lengths`` [B]); otherwise the callback generates the batch again with
@@ -33,6 +34,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.metrics.bleu import BleuRougeStats
 from soke_lightning.metrics.functional.bleu import SCORES
+from soke_lightning.metrics.slrtp import ChrFWerStats
 from soke_lightning.models.backtranslation import BackTranslator
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class BackTranslationScorer(Callback):
         # Held in a tuple so that no module attribute scan ever takes the judge for part of the trained model.
         self._judge: tuple[BackTranslator] | None = None
         self.scores: dict[str, BleuRougeStats] = {}
+        self.slrtp_scores: dict[str, ChrFWerStats] = {}
         self._warned_regenerate = False
 
     # ------------------------------------------------------------------------------------------------ set-up
@@ -92,10 +95,12 @@ class BackTranslationScorer(Callback):
         for s in self.stages:
             if s not in self.scores:
                 self.scores[s] = BleuRougeStats(languages)
+                self.slrtp_scores[s] = ChrFWerStats(languages)
 
     def _start(self, stage: str, pl_module: LightningModule) -> None:
         self.translator.to(pl_module.device).eval()
         self.scores[stage].to(pl_module.device).reset()
+        self.slrtp_scores[stage].to(pl_module.device).reset()
 
     def _scores(self, stage: str, trainer: Trainer) -> bool:
         """Whether this ``stage``'s loop is scored (configured in ``stages``; never the sanity check)."""
@@ -130,6 +135,7 @@ class BackTranslationScorer(Callback):
         normalised = translator.normalizer.normalize(feats.to(translator.normalizer.mean.device).float())
         hyps = translator.translate(normalised, lengths, list(batch.lang), self.max_length)
         self.scores[stage].update(hyps, list(batch.text), list(batch.lang))
+        self.slrtp_scores[stage].update(hyps, list(batch.text), list(batch.lang))
         return hyps
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
@@ -146,10 +152,14 @@ class BackTranslationScorer(Callback):
     def _log(self, stage: str, pl_module: LightningModule) -> None:
         values = self.scores[stage].compute()  # all-reduced sum states: the same on every rank
         self.scores[stage].reset()
-        logs = {f"{stage}/bt_{name}/{lang}": v[name] for lang, v in values.items() for name in SCORES}
+        for lang, extra in self.slrtp_scores[stage].compute().items():
+            values.setdefault(lang, {}).update(extra)
+        self.slrtp_scores[stage].reset()
+        names = (*SCORES, "chrf", "wer")
+        logs = {f"{stage}/bt_{name}/{lang}": v[name] for lang, v in values.items() for name in names}
         if values:
             logs.update({f"{stage}/bt_{name}/all": float(np.mean([v[name] for v in values.values()]))
-                         for name in SCORES})
+                         for name in names})
         pl_module.log_dict({k: torch.tensor(v, dtype=torch.float32, device=pl_module.device)
                             for k, v in logs.items()}, sync_dist=False)
 

@@ -14,6 +14,11 @@ Scores: joints from the built-in skeleton; DTW-JPE (root/wrist translation) and 
 per language x part (body 12 / lhand 21 / rhand 21 joints), with SOKE's accumulated (unnormalised) DTW cost via
 ``soke_lightning.metrics.functional.dtw_joint_error``. The ground truth gets SOKE's length rule (40-400 frames,
 multiple of 4, centre crop).
+
+Then the SLRTP 2025 challenge's protocol for the ground truth, the mean pose and the dictionary concatenation, per
+language and pooled (``all``): FastDTW DTW-MJE (mean per-joint error of the aligned frames, metres, on the 52 body
+and hand joints), the wrist distance ratio (wrists' path length, predicted / ground truth; 1 ideal, a motionless
+pose 0) and the duration ratio (predicted / ground-truth length). The JSON has it under ``"slrtp"``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,18 @@ import argparse
 import json
 from pathlib import Path
 
+from soke_lightning.core.io import atomic_write_text
+from soke_lightning.metrics.slrtp import SLRTP_SCORES
 from soke_lightning.pipelines.baselines import BASELINES, METRICS, run_baselines
+
+
+def format_slrtp_table(slrtp: dict) -> str:
+    """The SLRTP protocol table: one row per system and language (``all`` = pooled over the samples)."""
+    lines = [f"{'system':<14}{'lang':<6}" + "".join(f"{s:>22}" for s in SLRTP_SCORES)]
+    for system, langs in slrtp.items():
+        for lang, values in langs.items():
+            lines.append(f"{system:<14}{lang:<6}" + "".join(f"{values[s]:>22.4f}" for s in SLRTP_SCORES))
+    return "\n".join(lines)
 
 
 def format_table(results: dict) -> str:
@@ -46,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     results = run_baselines(args.store, args.split)
     print(f"SynthSign baselines on {args.store} [{args.split}] (accumulated DTW cost in metres; lower is better)")
     print(format_table(results))
+    print("SLRTP protocol (FastDTW DTW-MJE in metres, lower is better; ratios: 1 is ideal)")
+    print(format_slrtp_table(results["slrtp"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(Path(args.json), json.dumps(results, indent=2) + "\n")
     return 0

@@ -18,6 +18,10 @@ Collection (skipped with ``--no-collect`` when ``RUN_DIR/report_inputs.json`` ex
   The model's motion: the stage-1 reconstruction (stage-1 checkpoint) or the generated motion of a PredictionWriter
   folder (``--predictions``, default ``RUN_DIR/predictions``); their per language x part means join the baselines
   table as ``model``;
+* the SLRTP protocol table (FastDTW DTW-MJE, wrist distance ratio, duration ratio per language and pooled): the
+  model's row from the stage-2 test metrics (``test/slrtp_dtw_mje/<lang>``, ...) or, without them, from the scored
+  samples' motion; the ground truth, mean pose and dictionary rows from ``--baselines`` (``"slrtp"``), else from
+  ``--backtranslation``;
 * the best / median / worst samples rendered as GIFs (model | ground truth) into ``RUN_DIR/report/``.
 """
 

@@ -11,22 +11,29 @@
   without any hit is the rest pose held for 40 frames.
 
 Scores: joints from the built-in skeleton; DTW-JPE and DTW-PA-JPE per language x part through
-:func:`soke_lightning.metrics.functional.parts.score_parts`; the ground truth gets SOKE's length rule.
+:func:`soke_lightning.metrics.functional.parts.score_parts`; the ground truth gets SOKE's length rule. Beside them,
+the SLRTP 2025 protocol (:func:`slrtp_score`: FastDTW DTW-MJE, wrist distance ratio, duration ratio, per language and
+pooled) of the ground truth itself, the mean pose and the dictionary concatenation.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, features_to_raw
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, load_stats
 from soke_lightning.data.processing import length_indices
 from soke_lightning.data.store import PackedStore, StoreSplit, open_store
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.functional.parts import parts_from_joint_sets, score_parts
+from soke_lightning.metrics.functional.slrtp import slrtp_joints, wrist_joints
+from soke_lightning.metrics.slrtp import SLRTPMotionMetrics
 from soke_lightning.retrieval.dictionary import SignDictionary, add_form_aliases, normalize_word
 from soke_lightning.retrieval.matcher import WordMatcher
 from soke_lightning.synthsign.generator import CANONICAL, compose
@@ -35,6 +42,8 @@ from soke_lightning.synthsign.phonology import rest_frame
 log = logging.getLogger(__name__)
 
 BASELINES = ("mean_pose", "dictionary")
+#: Rows of the SLRTP protocol table of ``soke baselines`` (the generator's row comes from its own evaluation).
+SLRTP_SYSTEMS = ("ground_truth", "mean_pose", "dictionary")
 #: The DTW variants scored (see :data:`soke_lightning.metrics.functional.dtw.VARIANTS`).
 METRICS = ("dtw_jpe", "dtw_pa_jpe")
 #: Placeholder tokenizer identity of the code-free dictionary the baseline matches with (it holds no codes).
@@ -95,12 +104,14 @@ def concatenate_signs(text: str, lang: str, dictionary: StoreSplit, matcher: Wor
 
 
 def mean_pose_predictions(store: PackedStore, split: str) -> dict[str, np.ndarray]:
-    """Sample name -> [T_gt, 179] mean train frame."""
+    """Sample name -> [T_gt, 179] mean train frame (T_gt: the ground-truth length after the length rule)."""
     if (store.root / STATS_FILE).is_file():
         mean = load_stats(store.root / STATS_FILE)[0].numpy()
     else:
         mean = compute_stats(s.frames for s in store.split("train"))[0].numpy()
-    return {r["name"]: np.tile(mean, (r["length"], 1)).astype(np.float32) for r in store.split(split).records}
+    # the ground truth's length after SOKE's length rule, which every scorer applies to the ground truth
+    return {r["name"]: np.tile(mean, (len(length_indices(r["length"])), 1)).astype(np.float32)
+            for r in store.split(split).records}
 
 
 def dictionary_predictions(store: PackedStore, split: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
@@ -151,12 +162,68 @@ def score(store: PackedStore, split: str, predictions: dict[str, np.ndarray], ba
     return out
 
 
+def as_raw(sequence) -> torch.Tensor:
+    """A motion sequence as official frames [T, 179] float32: raw frames pass, denormalised 133-d features are
+    completed with the fixed lower body and shape (docs/design.md §2.8)."""
+    seq = torch.as_tensor(np.asarray(sequence) if not isinstance(sequence, torch.Tensor) else sequence,
+                          dtype=torch.float32)
+    if seq.dim() != 2 or seq.shape[-1] not in (RAW_DIM, FEATURE_DIM):
+        raise ValueError(f"a motion sequence must be [T, {RAW_DIM}] official frames or [T, {FEATURE_DIM}] features, "
+                         f"got shape {tuple(seq.shape)}")
+    return features_to_raw(seq) if seq.shape[-1] == FEATURE_DIM else seq
+
+
+def slrtp_score(predictions: Sequence, targets: Sequence, langs: Sequence[str], batch_size: int = 32) -> dict:
+    """The SLRTP protocol of motion sequences against their ground truth on the built-in skeleton's joints.
+
+    DTW-MJE runs on :func:`~soke_lightning.metrics.functional.slrtp.slrtp_joints` (the 52 body and hand joints, in
+    metres), the distance ratio on the wrists (joints 20 ``left_wrist`` and 21 ``right_wrist``).
+
+    Args:
+        predictions: N sequences, [T, 179] official frames or [T, 133] denormalised features.
+        targets: N ground-truth sequences, same formats.
+        langs: N language keys.
+
+    Returns:
+        {lang: {slrtp_dtw_mje, wrist_distance_ratio, duration_ratio}} for every language and ``all`` (pooled).
+    """
+    if not len(predictions) == len(targets) == len(langs):
+        raise ValueError(f"{len(predictions)} predictions, {len(targets)} ground-truth sequences and {len(langs)} "
+                         f"languages: they must pair up")
+    backend = get_joint_backend("builtin")
+    metric = SLRTPMotionMetrics(wrist_joints(backend.joint_sets), slrtp_joints(backend.joint_sets),
+                                languages=sorted(set(langs)))
+    for start in range(0, len(predictions), batch_size):
+        stop = start + batch_size
+        jp, lp = backend.padded_joints([as_raw(p) for p in predictions[start:stop]])
+        jg, lg = backend.padded_joints([as_raw(t) for t in targets[start:stop]])
+        metric.update(jp, jg, lp, lg, list(langs[start:stop]))
+    out: dict = defaultdict(dict)
+    for key, value in metric.compute().items():
+        score_name, lang = key.split("/")
+        out[lang][score_name] = float(value)
+    return dict(out)
+
+
 def run_baselines(store_path: str | Path, split: str = "test") -> dict:
-    """Score both baselines on ``split``: {baseline: {lang: {part: {metric: value}}}, "dictionary_hit_rate": ...}."""
+    """Score both baselines on ``split``.
+
+    Returns:
+        {baseline: {lang: {part: {metric: value}}}, "dictionary_hit_rate": {lang: rate}, "slrtp": {system:
+        {lang: {score: value}}}} with systems :data:`SLRTP_SYSTEMS`.
+    """
     store = open_store(store_path)
     results: dict = {"split": split}
-    results["mean_pose"] = score(store, split, mean_pose_predictions(store, split))
+    mean_pose = mean_pose_predictions(store, split)
+    results["mean_pose"] = score(store, split, mean_pose)
     preds, hit_rate = dictionary_predictions(store, split)
     results["dictionary"] = score(store, split, preds)
     results["dictionary_hit_rate"] = hit_rate
+    sp = store.split(split)
+    samples = [sp[i] for i in range(len(sp))]
+    gts = [s.frames[length_indices(s.num_frames)] for s in samples]
+    langs = [s.lang for s in samples]
+    results["slrtp"] = {"ground_truth": slrtp_score(gts, gts, langs),
+                        "mean_pose": slrtp_score([mean_pose[s.name] for s in samples], gts, langs),
+                        "dictionary": slrtp_score([preds[s.name] for s in samples], gts, langs)}
     return results

@@ -5,7 +5,9 @@ retrieval off / on (plus two evaluation-time controls of the retrieval model: ra
 and the oracle - the sentence's own codes of each retrieved sign's span), multihead / flattened / parallel
 decoding, the λ grid and stage-1 codebook sizes. Every run is scored per sample with the LM stage's own test
 metric (DTW-JPE / DTW-PA-JPE per language x part); comparisons are paired over the same test sentences, averaged
-over seeds, with bootstrap 95 % intervals of the relative change. Each step writes its result file first, so an
+over seeds, with bootstrap 95 % intervals of the relative change. The base arm's plain prompts are also scored with
+the SLRTP 2025 protocol and set beside the ground truth, the mean pose and the dictionary concatenation (the
+"SLRTP protocol" table, :func:`slrtp_table`). Each step writes its result file first, so an
 interrupted run resumes where it stopped. The write-up (``claims.md``, ``claims.json``, plots) sets every row
 beside the paper's number or direction with a verdict; see docs/evaluation.md §7 for the paper's numbers.
 """
@@ -34,6 +36,8 @@ from soke_lightning.data.datamodule import SignDataModule, checkpoint_processing
 from soke_lightning.data.store import open_store
 from soke_lightning.data.token_cache import open_token_cache
 from soke_lightning.metrics.functional.parts import score_parts
+from soke_lightning.metrics.functional.slrtp import motion_stats
+from soke_lightning.metrics.slrtp import SLRTP_SCORES, scores_from_motion_stats
 from soke_lightning.models.backtranslation import BackTranslator
 from soke_lightning.pipelines.backtranslate import generate_records, read_store, score_records
 from soke_lightning.pipelines.baselines import run_baselines
@@ -435,8 +439,14 @@ def _score_variant(stage: LMStage, dataset, order: list[int], prompts: list[str 
         gt_joints = backend.from_features(norm.denormalize(gt))
         scores = score_parts(pred_joints, gt_joints, lengths, gt_len, stage.metrics["test"].parts, VARIANTS)
         passes = stage.lm.decoder_passes(result)
+        slrtp = None
+        if variant == "plain":  # the SLRTP protocol's per-sample sums (FastDTW in Python: the plain prompts only)
+            slrtp = motion_stats(pred_joints, gt_joints, lengths, gt_len, joints=stage.slrtp_metrics.joints,
+                                 wrists=stage.slrtp_metrics.wrists)
         for j, k in enumerate(chunk):
             rows[k]["scores"][variant] = scores[j].tolist()
+            if slrtp is not None:
+                rows[k]["slrtp"] = slrtp[j].tolist()
             if variant == "plain" or (variant == "retrieval" and "steps" not in rows[k]):
                 rows[k]["steps"] = int(passes[j])
                 rows[k]["frames"], rows[k]["gt_frames"] = int(lengths[j]), int(gt_len[j])
@@ -454,6 +464,28 @@ def _batch1_latency(stage: LMStage, records: list[dict]) -> float:
 
 
 # ------------------------------------------------------------------------------------------------- statistics
+def slrtp_table(runs: Sequence[dict], baselines: dict) -> dict | None:
+    """The SLRTP protocol table: the model's row pooled over every sample of ``runs`` (all seeds; per language and
+    ``all``) and the ground truth / mean pose / dictionary rows of ``baselines["slrtp"]``.
+
+    Returns:
+        {system: {lang: {slrtp_dtw_mje, wrist_distance_ratio, duration_ratio}}}, or None when the runs were
+        evaluated without the SLRTP sums (results of an older version).
+    """
+    samples = [s for r in runs for s in r["samples"]]
+    if not samples or any("slrtp" not in s for s in samples):
+        return None
+    sums: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(len(samples[0]["slrtp"])))
+    counts: Counter = Counter()
+    for s in samples:
+        for group in (s["lang"], "all"):
+            sums[group] += np.asarray(s["slrtp"], np.float64)
+            counts[group] += 1
+    model = {g: scores_from_motion_stats(torch.from_numpy(sums[g]), counts[g])
+             for g in [*sorted(k for k in sums if k != "all"), "all"]}
+    return {"model": model, **(baselines.get("slrtp") or {})}
+
+
 def sample_score(scores: Sequence[Sequence[float]], metric: str, part: str = "avg") -> float:
     """One sample's DTW of ``metric`` for ``part`` ("avg": joint-weighted mean of the three parts)."""
     row = scores[VARIANTS.index(metric)]
@@ -574,6 +606,7 @@ def summarize(cfg: ClaimsConfig, results: dict[str, list[dict]], baselines: dict
             cells[f"{lang}/{part}"] = {"model": model, "dictionary": dictionary,
                                        "change": None if not dictionary else model / dictionary - 1.0}
     out["vs_dictionary"] = cells
+    out["slrtp"] = slrtp_table(base_runs, baselines)
     out["backtranslation"] = judge
     out["verdicts"] = verdicts(out)
     return out
@@ -725,6 +758,16 @@ def write_markdown(summary: dict, path: Path) -> Path:
             d = "n/a" if c["dictionary"] is None else f"{c['dictionary']:.3f}"
             ch = "n/a" if c["change"] is None else f"{100 * c['change']:+.1f} %"
             lines.append(f"| {k} | {c['model']:.3f} | {d} | {ch} |")
+    slrtp = summary.get("slrtp")
+    if slrtp:
+        lines += ["", "## SLRTP protocol (base arm)", "",
+                  "The SLRTP 2025 challenge's motion scores: FastDTW DTW-MJE (mean per-joint error of the aligned "
+                  "frames, pooled over the test samples, metres; lower is better), wrist distance ratio and duration "
+                  "ratio (generated / ground truth; 1 is ideal, a motionless pose has wrist ratio 0).", "",
+                  "| system | lang | " + " | ".join(SLRTP_SCORES) + " |", "|---|---|" + "---|" * len(SLRTP_SCORES)]
+        for system, langs in slrtp.items():
+            for lang, values in langs.items():
+                lines.append(f"| {system} | {lang} | " + " | ".join(f"{values[k]:.4f}" for k in SLRTP_SCORES) + " |")
     judge = summary.get("backtranslation")
     if judge:
         lines += ["", "## Back-translation BLEU-4 (x100)", "", "| source | " + " | ".join(
@@ -865,4 +908,4 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
 
 
 __all__ = ["PLANS", "Arm", "ClaimsConfig", "Concepts", "evaluate_run", "frequency_group", "paired_change",
-           "plan_arms", "plan_config", "read_concepts", "run_claims", "summarize", "verdicts"]
+           "plan_arms", "plan_config", "read_concepts", "run_claims", "slrtp_table", "summarize", "verdicts"]

@@ -3,8 +3,10 @@
 Each piece only when present: the test metrics of ``RUN_DIR/logs/test/metrics.csv``; codebook usage from the
 checkpoint (stage 1 directly, stage 2 through the stage-1 checkpoint it names); baselines and back-translation
 JSON files; per-sample DTW errors of the model (stage-1 reconstruction or a prediction folder) and of the mean pose
-on a store split, with their per language x part means; the best / median / worst samples as GIFs into
-``RUN_DIR/report/``. :func:`write_run_report` collects (unless told to reuse the inputs file) and renders.
+on a store split, with their per language x part means; the SLRTP protocol table (the model's row from the test
+metrics or its per-sample motion, the ground truth / mean pose / dictionary rows from the baselines or
+back-translation JSON); the best / median / worst samples as GIFs into ``RUN_DIR/report/``.
+:func:`write_run_report` collects (unless told to reuse the inputs file) and renders.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from soke_lightning.data.processing import length_indices
 from soke_lightning.data.store import open_store
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.functional.parts import parts_from_joint_sets, score_parts
+from soke_lightning.metrics.slrtp import SLRTP_SCORES
 from soke_lightning.models.tokenizer import SignTokenizer
 from soke_lightning.pipelines.backtranslate import read_predictions
-from soke_lightning.pipelines.baselines import mean_pose_predictions
+from soke_lightning.pipelines.baselines import SLRTP_SYSTEMS, mean_pose_predictions, slrtp_score
 from soke_lightning.render.animation import render_animation
 from soke_lightning.report.html import INPUTS_FILE, INPUTS_FORMAT, write_report
 
@@ -60,6 +63,16 @@ def codebook_counts(ckpt: dict, path: Path) -> dict[str, list[float]] | None:
     counts = {k.split(".")[-3]: v.double().tolist() for k, v in ckpt.get("state_dict", {}).items()
               if k.endswith("quantizer.ema_count")}
     return counts or None
+
+
+def slrtp_from_metrics(values: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{lang: {score: value}} of the SLRTP keys a stage-2 test logged (``test/slrtp_dtw_mje/asl``, ...)."""
+    out: dict = defaultdict(dict)
+    for key, value in values.items():
+        tokens = key.split("/")
+        if len(tokens) == 3 and tokens[0] == "test" and tokens[1] in SLRTP_SCORES:
+            out[tokens[2]][tokens[1]] = float(value)
+    return {lang: scores for lang, scores in out.items() if set(scores) == set(SLRTP_SCORES)}
 
 
 def per_sample_dtw(preds: list[np.ndarray], gts: list[np.ndarray], batch_size: int = 16) -> dict[str, dict[str, np.ndarray]]:
@@ -179,13 +192,20 @@ def collect(args: ReportOptions) -> dict:
         log.warning("%s not found: no test metrics in the report (run `soke test ... --trainer.logger.init_args."
                     "version test`)", csv_path)
     comparison: dict = {}
+    slrtp: dict = {}
+    model_slrtp = slrtp_from_metrics(inputs["metrics"]["values"]) if "metrics" in inputs else {}
+    if model_slrtp:
+        slrtp["model"] = model_slrtp
     if args.baselines:
         baselines = json.loads(Path(args.baselines).read_text(encoding="utf-8"))
         comparison.update({k: baselines[k] for k in ("mean_pose", "dictionary") if k in baselines})
+        slrtp.update({k: v for k, v in (baselines.get("slrtp") or {}).items() if k in SLRTP_SYSTEMS})
     bt_samples: dict[str, str] = {}
     if args.backtranslation:
         bt = json.loads(Path(args.backtranslation).read_text(encoding="utf-8"))
         inputs["backtranslation"] = bt["sources"]
+        for source, scores in (bt.get("slrtp") or {}).items():  # rows the baselines file did not give
+            slrtp.setdefault("model" if source in ("generated", "predictions") else source, scores)
         for source in ("generated", "predictions"):  # the model's back-translated sentences, shown under its GIFs
             for s in (bt.get("samples") or {}).get(source, []):
                 bt_samples.setdefault(s["name"], s["hypothesis"])
@@ -202,9 +222,11 @@ def collect(args: ReportOptions) -> dict:
     predictions = Path(args.predictions) if args.predictions else run_dir / "predictions"
     is_stage1 = ckpt is not None and "soke_tokenizer" in ckpt and "soke_lm" not in ckpt
     if store is not None and (is_stage1 or predictions.is_dir()):
-        comparison_model, errors, samples = sample_errors(args, Path(store), ckpt_path, predictions, is_stage1,
-                                                          run_dir)
+        comparison_model, errors, samples, model_motion = sample_errors(args, Path(store), ckpt_path, predictions,
+                                                                        is_stage1, run_dir)
         comparison = {"model": comparison_model, **comparison}
+        if not model_slrtp:  # the scored samples' motion when the test metrics do not have it
+            slrtp["model"] = model_motion
         for s in samples:
             hypothesis = bt_samples.get(s["name"], bt_samples.get(f"{s.get('corpus')}/{s['name']}"))
             if hypothesis is not None:
@@ -212,6 +234,9 @@ def collect(args: ReportOptions) -> dict:
         inputs["errors"], inputs["samples"] = errors, samples
     if comparison:
         inputs["comparison"] = comparison
+    if slrtp:
+        order = ["model", *SLRTP_SYSTEMS]
+        inputs["slrtp"] = {k: slrtp[k] for k in sorted(slrtp, key=lambda k: order.index(k) if k in order else 99)}
     return inputs
 
 
@@ -251,4 +276,5 @@ def sample_errors(args, store_path: Path, ckpt_path: Path, predictions: Path, is
                           "mean pose": [{"name": r["name"], "lang": r["lang"], "text": r["text"], "error": float(e)}
                                         for r, e in zip(records, mean_err)]}}
     samples = render_samples(records, model_err, run_dir / "report", run_dir, title)
-    return per_language_means(model_costs, langs), errors, samples
+    motion = slrtp_score([r["pred"] for r in records], [r["gt"] for r in records], langs)
+    return per_language_means(model_costs, langs), errors, samples, motion

@@ -10,7 +10,10 @@ by any stage that wants a report), a JSON object with these keys, every one opti
   metric family, rows = languages, columns = metric x part.
 * ``comparison``: ``{system: {lang: {part: {metric: value}}}}`` — DTW errors of the model next to the baselines
   (``soke baselines --json`` has this shape for ``mean_pose`` and ``dictionary``); lower is better.
-* ``backtranslation``: the ``sources`` of ``soke backtranslate --json`` (``{source: {lang: {bleu1..4, rouge_l}}}``).
+* ``backtranslation``: the ``sources`` of ``soke backtranslate --json`` (``{source: {lang: {bleu1..4, rouge_l,
+  chrf, wer}}}``; WER is the one lower-is-better column).
+* ``slrtp``: ``{system: {lang: {slrtp_dtw_mje, wrist_distance_ratio, duration_ratio}}}`` — the SLRTP 2025 protocol
+  of the model, the ground truth, the mean pose and the dictionary concatenation (``all`` pooled).
 * ``codebooks``: ``{part: [count per code]}`` (EMA counts of the quantizers, or code histograms).
 * ``errors``: ``{"metric": description, "systems": {system: [{"name", "lang", "text", "error"}]}}`` — per-sample
   errors, drawn as distributions per language.
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.metrics.slrtp import SLRTP_SCORES
 
 INPUTS_FILE = "report_inputs.json"
 INPUTS_FORMAT = "soke-report-inputs/1"
@@ -109,7 +113,7 @@ def metric_tables(values: Mapping[str, float], languages: list[str]) -> str:
         if parsed is None:
             continue
         lang, metric, part = parsed
-        family = metric.split("_")[0]
+        family = "SLRTP protocol" if metric in SLRTP_SCORES else metric.split("_")[0]
         families[family][(metric, part)][lang] = float(value)
     out = []
     order = ["all", *languages]
@@ -122,8 +126,10 @@ def metric_tables(values: Mapping[str, float], languages: list[str]) -> str:
     return "".join(out)
 
 
-def comparison_table(comparison: Mapping[str, Mapping], lower_is_better: bool = True) -> str:
-    """Rows (language, system), columns metric x part; the best system per language and column is marked."""
+def comparison_table(comparison: Mapping[str, Mapping], lower_is_better: bool = True,
+                     modes: Mapping[str, str | None] | None = None) -> str:
+    """Rows (language, system), columns metric x part; the best system per language and column is marked
+    (``modes``: metric -> "min", "max" or None (no mark), overriding ``lower_is_better``)."""
     systems = list(comparison)
     langs = sorted({lang for s in systems for lang in comparison[s]})
     cols = sorted({(m, p) for s in systems for parts in comparison[s].values() for p, ms in parts.items() for m in ms})
@@ -133,7 +139,8 @@ def comparison_table(comparison: Mapping[str, Mapping], lower_is_better: bool = 
         rows = [[lang, s] + [comparison[s].get(lang, {}).get(p, {}).get(m, float("nan")) for m, p in cols]
                 for s in systems if lang in comparison[s]]
         mode = "min" if lower_is_better else "max"
-        out.append(_table(header, rows, left=2, highlight={i + 2: mode for i in range(len(cols))}))
+        marks = {i + 2: (modes or {}).get(m, mode) for i, (m, _) in enumerate(cols)}
+        out.append(_table(header, rows, left=2, highlight={i: v for i, v in marks.items() if v is not None}))
     return "".join(out)
 
 
@@ -220,7 +227,16 @@ def render_html(inputs: Mapping, base_dir: str | Path = ".") -> str:
                          '<p class="muted">BLEU-n and ROUGE-L ×100 of the back-translation model\'s text against the '
                          "signed sentence; Chinese on characters. ground_truth = ceiling, mean_pose = floor</p>"
                          + comparison_table({s: {lang: {"": v} for lang, v in langs.items()} for s, langs in bt.items()},
-                                            lower_is_better=False)))
+                                            lower_is_better=False, modes={"wer": "min"})))
+    if inputs.get("slrtp"):
+        sections.append(("SLRTP protocol",
+                         '<p class="muted">the SLRTP 2025 challenge\'s motion scores: FastDTW DTW-MJE (mean per-joint '
+                         "error of the aligned frames pooled over the samples, metres; lower is better), wrist "
+                         "distance ratio (path length of the wrists, generated / ground truth; 1 is ideal, a "
+                         "motionless pose scores 0) and duration ratio (1 is ideal); language all = pooled</p>"
+                         + comparison_table({s: {lang: {"": v} for lang, v in langs.items()}
+                                             for s, langs in inputs["slrtp"].items()},
+                                            modes=dict.fromkeys(SLRTP_SCORES))))  # ground truth is the reference
     if inputs.get("codebooks"):
         sections.append(("Codebook usage", f'<img alt="codebook usage" src="{codebook_figure(inputs["codebooks"])}">'))
     errors = inputs.get("errors")

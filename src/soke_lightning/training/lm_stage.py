@@ -20,7 +20,10 @@ Wiring (docs/design.md §4):
   last frame, docs/design.md §4.10) -> denormalise -> joints -> :class:`SignMotionMetrics`. Keys:
   ``{val,test}/dtw_jpe/<lang>/<part>``, ``.../dtw_pa_jpe/...`` (part: body, lhand, rhand, hand, avg; lang: each
   language and ``all`` = mean over languages), ``{stage}/steps_per_sample`` (decoder passes a sample needed) and
-  ``{stage}/latency_ms_per_sample`` (generation + decoding wall time / batch size).
+  ``{stage}/latency_ms_per_sample`` (generation + decoding wall time / batch size). The test adds the SLRTP 2025
+  protocol (:class:`~soke_lightning.metrics.slrtp.SLRTPMotionMetrics`, docs/evaluation.md §6.7):
+  ``test/slrtp_dtw_mje/<lang>``, ``test/wrist_distance_ratio/<lang>``, ``test/duration_ratio/<lang>`` (lang: each
+  language and ``all`` = pooled over the samples) on the body and hand joints, wrists for the distance ratio.
 * Retrieval (docs/design.md §5) is one switch: ``retrieval: true`` makes :meth:`LMStage.configure_callbacks` add a
   :class:`~soke_lightning.callbacks.retrieval.RetrievalCallback` built from ``retrieval_settings`` (what a sweep
   toggles with ``--model.init_args.retrieval=True``; the config parser cannot index ``trainer.callbacks``). A callback
@@ -53,6 +56,8 @@ from soke_lightning.core.batch import SignBatch
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
+from soke_lightning.metrics.functional.slrtp import slrtp_joints, wrist_joints
+from soke_lightning.metrics.slrtp import SLRTPMotionMetrics
 from soke_lightning.models.generation import GenerationConfig, GenerationResult
 from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files, tokenizer_from_files
@@ -129,6 +134,8 @@ class LMStage(EvalLoops, LightningModule):
             data under this tokenizer"); ``tokenizer`` = ``tokenizer_ckpt``; the rest as RetrievalCallback (SOKE).
         compile: compile the SignMBart forward with ``torch.compile`` (in place; checkpoints unchanged).
         compile_options: ``torch.compile`` keyword arguments (``mode``, ``backend``, ``dynamic``, ...).
+        slrtp: also score the test with the SLRTP 2025 protocol (docs/evaluation.md §6.7). Its FastDTW runs in
+            Python, about 0.05-0.2 s per sample on one core; false leaves it out.
     """
 
     def __init__(
@@ -160,6 +167,7 @@ class LMStage(EvalLoops, LightningModule):
         retrieval_settings: dict[str, Any] | None = None,
         compile: bool = False,
         compile_options: dict[str, Any] | None = None,
+        slrtp: bool = True,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -184,6 +192,12 @@ class LMStage(EvalLoops, LightningModule):
             stage: SignMotionMetrics(parts, METRIC_VARIANTS, self.metric_languages, prefix=f"{stage}/")
             for stage in ("val", "test")
         })
+        # the SLRTP protocol on the test split only (FastDTW in Python: kept out of the per-epoch validation)
+        if not isinstance(slrtp, bool):
+            raise ValueError(f"LMStage: slrtp must be true or false, got {slrtp!r}")
+        self.slrtp_metrics = SLRTPMotionMetrics(wrist_joints(self.backend.joint_sets),
+                                                slrtp_joints(self.backend.joint_sets), self.metric_languages,
+                                                prefix="test/")
         # states are not persistent: nothing of these enters state_dict / checkpoints
         self.eval_means = torch.nn.ModuleDict({
             stage: torch.nn.ModuleDict({name: MeanMetric() for name in EVAL_MEANS}) for stage in ("val", "test")
@@ -504,6 +518,8 @@ class LMStage(EvalLoops, LightningModule):
             pred_joints = self.backend.to(self.device).from_features(feats)
             gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
         self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
+        if stage == "test" and self.hparams.slrtp:
+            self.slrtp_metrics.update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang))
         ones = torch.ones(size, device=self.device)
         self._log_mean(stage, "steps_per_sample", self.lm.decoder_passes(result).to(ones), ones)
         self._log_mean(stage, "latency_ms_per_sample", torch.tensor(1000.0 * elapsed / size, device=self.device), size)
@@ -519,6 +535,9 @@ class LMStage(EvalLoops, LightningModule):
                             and k.endswith(f"/{part}")]
                 if per_lang:
                     values[f"{stage}/{variant}/all/{part}"] = torch.stack(per_lang).mean()
+        if stage == "test" and self.hparams.slrtp:
+            values.update(self.slrtp_metrics.compute())
+            self.slrtp_metrics.reset()
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=False)
 
     def predict_step(self, batch: SignBatch, batch_idx: int) -> list:
