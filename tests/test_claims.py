@@ -135,3 +135,15 @@ def test_report_only_refuses_a_folder_without_a_run(tmp_path, capsys):
     assert soke_main(["claims", "--plan", "tiny", "--out", str(tmp_path / "none"), "--report-only"]) == 2
     err = capsys.readouterr().err
     assert "not a claims run folder (no baselines.json)" in err
+
+
+def test_config_paths_resolve_from_the_working_directory_or_the_checkout(tmp_path, monkeypatch):
+    from soke_lightning.pipelines.claims import config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert config_path("experiments/stage2/demo.yaml").is_file()  # found in the checkout
+    (tmp_path / "mine.yaml").write_text("seed_everything: 1\n")
+    assert config_path("mine.yaml") == tmp_path / "mine.yaml"
+    with pytest.raises(ValueError, match="config nothere.yaml: no such file here or in"):
+        config_path("nothere.yaml")
+    assert plan_config("tiny", "rel").out == tmp_path / "rel"  # absolute: trainings run from the checkout

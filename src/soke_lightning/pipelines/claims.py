@@ -147,7 +147,7 @@ class ClaimsConfig:
     report_only: bool = False
 
     def __post_init__(self):
-        self.out = Path(self.out)
+        self.out = Path(self.out).resolve()  # the trainings run in subprocesses with another working directory
         if not self.seeds:
             raise ValueError("ClaimsConfig.seeds: give at least one seed")
         if "base" not in self.codebooks:
@@ -205,13 +205,23 @@ def _environment(out: Path, store: Path) -> dict[str, str]:
     return env
 
 
+def config_path(config: str | Path) -> Path:
+    """A config file of the run: as given (absolute, or relative to the working directory), else relative to the
+    repository checkout that holds this package (``experiments/``, ``datamodules/``)."""
+    for candidate in (Path(config), ROOT / config):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise ValueError(f"config {config}: no such file here or in {ROOT}; run from the repository checkout or give the "
+                     f"path of your own copy (ClaimsConfig.stage1_config / stage2_config / judge_config)")
+
+
 def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
     """Train one run with `soke fit` in a subprocess (one thread); its last checkpoint.
 
     The log is ``run_dir/log.txt``; a failure raises naming it and its last lines.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "soke_lightning.cli", "fit", "--config", str(ROOT / config), *args]
+    argv = [sys.executable, "-m", "soke_lightning.cli", "fit", "--config", str(config_path(config)), *args]
     with (run_dir / "log.txt").open("w", encoding="utf-8") as logfile:
         code = subprocess.run(argv, cwd=ROOT, env=_environment(run_dir, store), stdout=logfile,
                               stderr=subprocess.STDOUT).returncode
@@ -225,7 +235,7 @@ def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
 
 
 def _data_args(store: Path, cache: Path | None = None) -> list[str]:
-    args = ["--data", str(ROOT / "datamodules" / "synthsign.yaml"), f"--data.init_args.stores=[{store}]"]
+    args = ["--data", str(config_path("datamodules/synthsign.yaml")), f"--data.init_args.stores=[{store}]"]
     return args + ([f"--data.init_args.token_cache={cache}"] if cache is not None else [])
 
 
