@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from soke_lightning.data.prepare import write_store_stats
-from soke_lightning.data.store import StoreError, open_store
+from soke_lightning.data.store import open_store
 
 
 def format_summary(summary: dict, title: str = "") -> str:
@@ -40,21 +39,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    try:
-        if args.action == "info":
-            store = open_store(args.store)
-            summary = store.summary()
-            if args.json:
-                print(json.dumps({"store": str(store.root), "info": store.info, "splits": summary}, indent=2,
-                                 ensure_ascii=False))
-            else:
-                corpus = store.info.get("corpus", "?")
-                print(format_summary(summary, title=f"{store.root} (corpus: {corpus})"))
-            return 0
-
-        path = write_store_stats(args.store, args.split, args.out)
-        print(f"wrote normalisation statistics of {args.store}/{args.split} to {path}")
+    if args.action == "info":
+        store = open_store(args.store)
+        summary = store.summary()
+        if args.json:
+            print(json.dumps({"store": str(store.root), "info": store.info, "splits": summary}, indent=2,
+                             ensure_ascii=False))
+        else:
+            corpus = store.info.get("corpus", "?")
+            print(format_summary(summary, title=f"{store.root} (corpus: {corpus})"))
         return 0
-    except (StoreError, FileNotFoundError) as exc:
-        print(f"soke data {args.action}: error: {exc}", file=sys.stderr)
-        return 2
+    path = write_store_stats(args.store, args.split, args.out)
+    print(f"wrote normalisation statistics of {args.store}/{args.split} to {path}")
+    return 0

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from soke_lightning.data.official import READERS, OfficialLayoutError
+from soke_lightning.data.official import READERS
 from soke_lightning.data.prepare import default_workers, prepare_corpus
-from soke_lightning.data.store import StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,13 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = prepare_corpus(args.corpus, args.root, args.out, splits=args.splits, workers=args.workers,
-                                overwrite=args.overwrite, exclude=args.exclude, stats=args.stats,
-                                min_frames=args.min_frames, progress=args.progress)
-    except (KeyError, OfficialLayoutError, StoreError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"soke prepare: error: {message}", file=sys.stderr)
-        return 2
+    report = prepare_corpus(args.corpus, args.root, args.out, splits=args.splits, workers=args.workers,
+                            overwrite=args.overwrite, exclude=args.exclude, stats=args.stats,
+                            min_frames=args.min_frames, progress=args.progress)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.format())
     return 0

@@ -1,8 +1,14 @@
-"""File helpers every layer shares: atomic writes (temporary file + rename) and safe file-name stems.
+"""File helpers every layer shares: durable atomic writes, checkpoint reading with clear errors, file-name stems.
 
 A reader never sees a half-written file: each writer goes to a uniquely named temporary file in the destination
 folder and renames it over the target (``os.replace`` is atomic on POSIX and Windows). Temporary names come from
-``tempfile.mkstemp``, so two processes writing the same target never share one.
+``tempfile.mkstemp``, so two processes writing the same target never share one. The file is flushed to disk
+(``fsync``) before the rename and the folder after it, so a power loss leaves the old or the new content, never an
+empty file (a rename alone is atomic but not durable).
+
+:func:`fault_point` is the fault-injection hook of the writers: with ``SOKE_FAULT_POINT=<name>`` in the
+environment the process dies at once (``os._exit``, no clean-up, like a kill) when it reaches that point; the
+crash-recovery tests use it to stop a writer between any two steps of a commit.
 """
 
 from __future__ import annotations
@@ -17,8 +23,36 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from soke_lightning.core.errors import CheckpointError
+
 #: Longest file-name stem :func:`safe_stem` returns before its hash suffix.
 MAX_STEM = 120
+#: Environment variable naming the :func:`fault_point` at which the process is killed (tests only).
+FAULT_ENV = "SOKE_FAULT_POINT"
+#: Exit status of a process killed by :func:`fault_point`.
+FAULT_EXIT_CODE = 86
+
+
+def fault_point(name: str) -> None:
+    """Die here, without any clean-up, when ``$SOKE_FAULT_POINT`` equals ``name`` (crash-recovery tests)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(FAULT_EXIT_CODE)
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """Flush a folder's entries (renames, new files) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], None]) -> Path:
@@ -37,6 +71,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
         # mkstemp creates the file 0600; give it the permissions a plain open() would (0666 minus the umask).
         umask = os.umask(0)
         os.umask(umask)
@@ -45,6 +81,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[io.BufferedWriter], N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
 
 
@@ -61,6 +98,32 @@ def atomic_write_json(path: str | os.PathLike, data: Any, *, compact: bool = Fal
     else:
         text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     return atomic_write_text(path, text + "\n")
+
+
+def load_checkpoint(path: str | os.PathLike, what: str, fix: str, map_location: Any = "cpu") -> dict:
+    """``torch.load`` a checkpoint dict; a missing, unreadable or non-dict file raises one clear error.
+
+    Args:
+        path: the checkpoint file.
+        what: what it should be, for the message ("stage-2 checkpoint").
+        fix: how to get a valid one, for the message.
+        map_location: as for ``torch.load``.
+
+    Raises:
+        CheckpointError: ``<path>: <problem>; <fix>``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"{path}: {what} {problem}; {fix}")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # truncated zip, not a torch file, unpickling error: all mean a damaged file
+        raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: "
+                              f"{' '.join(str(err).split())[:160]}); {fix}") from err
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: not a {what} (holds a {type(ckpt).__name__}); {fix}")
+    return ckpt
 
 
 def safe_stem(name: str) -> str:

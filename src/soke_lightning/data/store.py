@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.errors import SokeError
 from soke_lightning.core.io import atomic_write_text
 from soke_lightning.core.layout import RAW_DIM
 
@@ -33,7 +34,7 @@ STORE_VERSION = 1
 MANIFEST = "store.json"
 
 
-class StoreError(RuntimeError):
+class StoreError(SokeError, RuntimeError):
     """A store is missing, incomplete or inconsistent."""
 
 

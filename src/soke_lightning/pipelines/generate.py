@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from soke_lightning.core.errors import SokeError
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import MotionPrediction, Request
 from soke_lightning.data.processing import length_indices
@@ -24,7 +25,7 @@ from soke_lightning.retrieval import DictionaryError, SignDictionary, build_prom
 log = logging.getLogger(__name__)
 
 
-class GenerateError(ValueError):
+class GenerateError(SokeError, ValueError):
     """Bad input to `soke generate` (unknown language, empty or over-long text, unreadable file)."""
 
 

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.errors import SokeError
 from soke_lightning.core.io import atomic_write_json
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.data.encoding import encode_dataset
@@ -56,7 +57,7 @@ OFFICIAL_CODEBOOK_SIZES = {"body": 96, "lhand": 192, "rhand": 192}
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 
 
-class DictionaryError(RuntimeError):
+class DictionaryError(SokeError, RuntimeError):
     """A dictionary file is missing, malformed or inconsistent."""
 
 
