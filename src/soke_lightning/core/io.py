@@ -13,19 +13,22 @@ crash-recovery tests use it to stop a writer between any two steps of a commit.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from soke_lightning.core.errors import CheckpointError
+from soke_lightning.core.errors import CheckpointError, SokeError
 
 #: Longest file-name stem :func:`safe_stem` returns before its hash suffix.
 MAX_STEM = 120
@@ -39,6 +42,45 @@ def fault_point(name: str) -> None:
     """Die here, without any clean-up, when ``$SOKE_FAULT_POINT`` equals ``name`` (crash-recovery tests)."""
     if os.environ.get(FAULT_ENV) == name:
         os._exit(FAULT_EXIT_CODE)
+
+
+class LockedError(SokeError):
+    """Another process holds the lock of a file or folder this process wants to write."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, timeout: float, busy: str) -> Iterator[None]:
+    """Hold an exclusive advisory lock (``fcntl.flock``) on ``path`` (created if needed) for the block.
+
+    The lock belongs to this open file, so two writers in one process exclude each other as two processes do, and
+    the system releases it when the process dies (a killed writer never leaves a stale lock). The holder's pid is
+    written into the file for the message a waiting writer gives.
+
+    Args:
+        path: the lock file.
+        timeout: seconds to wait for another holder to let go (0: give up at once).
+        busy: the message when the wait times out, with ``{pid}`` for the holder's pid and ``{timeout}``.
+
+    Raises:
+        LockedError: another holder kept the lock for ``timeout`` seconds.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                    raise LockedError(busy.format(pid=holder, timeout=f"{timeout:g}")) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the file releases the lock
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
