@@ -129,7 +129,18 @@ def test_render_still_contact_sheet(backend, tmp_path):
     renderer = SkeletonRenderer([seq, seq[:10]], backend.bones, joint_sets=backend.joint_sets, height=120)
     with Image.open(path) as im:
         width, height = im.size
+        pixels = np.asarray(im.convert("RGB")).astype(int)
     assert width == 3 * renderer.size[0] and height > 2 * renderer.size[1]
+    # Not a blank sheet: every column of panels has drawn pixels (skeleton, not the background colour) ...
+    drawn = (np.abs(pixels - pixels[0, 0]).sum(axis=-1) > 30)
+    column = renderer.size[0]
+    for c in range(3):
+        assert drawn[:, c * column:(c + 1) * column].mean() > 0.002, f"column {c} of the contact sheet is empty"
+    # ... and the drawing depends on the motion: another motion gives another sheet.
+    other = render_still([seq[::-1] * 0.5, seq[:10]], backend.bones, tmp_path / "other.png", frames=6, columns=3,
+                         caption="sheet", joint_sets=backend.joint_sets, height=120)
+    with Image.open(other) as im:
+        assert not np.array_equal(np.asarray(im.convert("RGB")).astype(int), pixels)
 
 
 def test_chinese_caption_renders_or_warns(monkeypatch, caplog):
