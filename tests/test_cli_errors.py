@@ -4,6 +4,7 @@ damaged stores and dictionaries of every kind are refused instead of read wrong,
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -251,3 +252,50 @@ def test_the_console_script_prints_one_line_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr == (f"soke data info: {tmp_path / 'none'}: not a soke store (store.json is missing); create "
                            f"one with `soke prepare` (official corpora) or `soke synth` (SynthSign)\n")
+
+
+def test_config_files_missing_or_not_yaml(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  class_path: x\n   bad: [\n")
+    assert cli.main(["fit", "--config", str(bad)]) == 2
+    assert capsys.readouterr().err == f"soke fit: {bad}:3:7: invalid YAML (mapping values are not allowed here); fix the file\n"
+    assert cli.main(["fit", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert capsys.readouterr().err == (f"soke fit: {tmp_path / 'none.yaml'}: config file does not exist; check the path "
+                                       f"(configs live in experiments/ and datamodules/)\n")
+    argv = ["dict", "build", "--tokenizer", str(tmp_path / "x.ckpt"), "--out", str(tmp_path / "d.json"), "--data"]
+    assert cli.main([*argv, str(bad)]) == 2
+    assert capsys.readouterr().err == (f"soke dict build: {bad}:3:7: invalid YAML (mapping values are not allowed "
+                                       f"here); fix the file\n")
+    assert cli.main([*argv, str(tmp_path / "none.yaml")]) == 2
+    assert capsys.readouterr().err == (f"soke dict build: {tmp_path / 'none.yaml'}: datamodule YAML does not exist; "
+                                       f"check the path (configs live in experiments/ and datamodules/)\n")
+
+
+def test_render_of_a_missing_store_and_prepare_of_an_empty_split(tmp_path, capsys):
+    from soke_lightning.data.official import write_official_split
+
+    assert cli.main(["render", str(tmp_path / "none"), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == (f"soke render: {tmp_path / 'none'}: not a soke store (store.json is missing); "
+                                       f"create one with `soke prepare` (official corpora) or `soke synth` "
+                                       f"(SynthSign)\n")
+    write_official_split(tmp_path / "raw", "csl_daily", "train", [])
+    assert cli.main(["prepare", "--corpus", "csl_daily", "--root", str(tmp_path / "raw"), "--out",
+                     str(tmp_path / "st"), "--split", "train", "--workers", "0", "--no-progress"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"soke prepare: {tmp_path / 'raw' / 'csl_clean.train'}: split 'train' has no usable sample (0 listed; "
+        f"skipped: it lists none); check the split file, --exclude and --min-frames (warnings above name the skipped "
+        f"files)")
+    assert not (tmp_path / "st" / "store.json").exists()  # no store that `data info` would call valid and empty
+
+
+def test_fit_on_a_missing_store(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOKE_OUT", str(tmp_path / "out"))
+    missing = tmp_path / "none"
+    root = Path(__file__).resolve().parents[1]
+    assert cli.main(["fit", "--config", str(root / "experiments/stage1/debug.yaml"), "--data",
+                     str(root / "datamodules/synthsign.yaml"),
+                     "--data.init_args.stores", f"[{missing}]", "--trainer.fast_dev_run", "true",
+                     "--trainer.logger", "false"]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"soke fit: {missing}: not a soke store (store.json is missing); create one with `soke prepare` (official "
+        f"corpora) or `soke synth` (SynthSign)")

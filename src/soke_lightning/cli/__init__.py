@@ -89,8 +89,9 @@ def run_lightning(argv: list[str]) -> int:
     """Run a LightningCLI subcommand with OmegaConf interpolation resolved after merging configs."""
     from omegaconf.errors import InterpolationResolutionError
 
-    from soke_lightning.cli.lightning import SokeCLI  # lazy: `soke --help` must not import torch
+    from soke_lightning.cli.lightning import SokeCLI, check_config_files  # lazy: `soke --help` must not import torch
 
+    check_config_files(argv[1:])
     try:
         # From the console script LightningCLI reads sys.argv itself (passing both makes it warn).
         SokeCLI(args=None if argv == sys.argv[1:] else argv)

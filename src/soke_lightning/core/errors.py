@@ -26,6 +26,10 @@ class MissingFileError(SokeError, FileNotFoundError):
     """A file the user must provide (a model file, an input list) is not where it was looked for."""
 
 
+class ConfigError(SokeError, ValueError):
+    """A configuration file is missing, is not valid YAML, or does not parse against the classes it names."""
+
+
 class CheckpointError(SokeError, KeyError):
     """A checkpoint file is missing, unreadable or of another kind; a KeyError, printed without KeyError's quotes."""
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-from soke_lightning.core.errors import CheckpointError, SokeError
+from soke_lightning.core.errors import CheckpointError, ConfigError, SokeError
 
 #: Longest file-name stem :func:`safe_stem` returns before its hash suffix.
 MAX_STEM = 120
@@ -140,6 +141,28 @@ def atomic_write_json(path: str | os.PathLike, data: Any, *, compact: bool = Fal
     else:
         text = json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True)
     return atomic_write_text(path, text + "\n")
+
+
+def read_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing file or a syntax error raises one clear error naming the file and line.
+
+    Raises:
+        ConfigError: ``<path>: <problem>; <fix>`` (``<path>:<line>:<column>`` for a syntax error).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} does not exist; check the path (configs live in experiments/ and "
+                          f"datamodules/)")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(f"{where}: invalid YAML ({' '.join(str(problem).split())}); fix the file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason}); fix the file") from None
 
 
 def load_checkpoint(path: str | os.PathLike, what: str, fix: str, map_location: Any = "cpu") -> dict:

@@ -321,6 +321,11 @@ def _prepare_split_locked(reader, writer: StoreWriter, split: str, workers: int,
                 names.append(sample.name)
                 report.frames += sample.num_frames
         report.written = sw.count
+        if not sw.count:  # an empty split would only fail later (statistics, training) far from its cause
+            reasons = ", ".join(f"{n} x {r}" for r, n in sorted(report.skipped.items())) or "it lists none"
+            raise StoreError(f"{split_file}: split {split!r} has no usable sample ({report.listed} listed; skipped: "
+                             f"{reasons}); check the split file, --exclude and --min-frames (warnings above name "
+                             f"the skipped files)")
         sw.commit({"corpus": reader.corpus_name, "skipped": dict(report.skipped)})
     fault_point("prepare-committed")
     _verify(writer.root, split, names, report.frames, digest.hexdigest())
@@ -349,6 +354,9 @@ def write_store_stats(store: str | os.PathLike, split: str = "train", out: str |
     packed = PackedStore(store)
     sp = packed.split(split)
     target = Path(out) if out is not None else packed.root / STATS_FILE
+    if not len(sp.frames):
+        raise StoreError(f"{sp.folder}: split {split!r} has no frames, so no statistics can be computed; pick a split "
+                         f"with samples (--split)")
     mean, std, frames = compute_stats(_finite_blocks(sp))
     save_stats(target, mean, std, frames, source=f"{packed.root}:{split}")
     log.info("wrote normalisation statistics over %d frames of %s/%s to %s", frames, packed.root, split, target)
