@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse import ArgumentError, ArgumentParser, set_parsing_settings
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
 
 from soke_lightning.core.errors import ConfigError
-from soke_lightning.core.io import read_yaml
+from soke_lightning.core.io import load_checkpoint, read_yaml
 
 #: Module paths of checkpoints written before the layering (old prefix -> new prefix).
 MOVED_MODULES: dict[str, str] = {
@@ -85,8 +84,9 @@ class SokeCLI(LightningCLI):
         ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
-        hparams = upgrade_hparams(torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
-            "hyper_parameters", {}))
+        ckpt = load_checkpoint(ckpt_path, "checkpoint", "pass a checkpoint written by `soke fit` (e.g. "
+                               "CHECKPOINT_DIR/last.ckpt)", weights_only=True)
+        hparams = upgrade_hparams(ckpt.get("hyper_parameters", {}))
         hparams.pop("_instantiator", None)
         if not hparams:
             return

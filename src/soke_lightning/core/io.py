@@ -14,7 +14,6 @@ crash-recovery tests use it to stop a writer between any two steps of a commit.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -28,6 +27,11 @@ from typing import Any
 
 import torch
 import yaml
+
+try:  # POSIX; elsewhere writers are not locked against each other
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from soke_lightning.core.errors import CheckpointError, ConfigError, SokeError
 
@@ -65,6 +69,9 @@ def exclusive_lock(path: str | os.PathLike, timeout: float, busy: str) -> Iterat
     Raises:
         LockedError: another holder kept the lock for ``timeout`` seconds.
     """
+    if fcntl is None:  # pragma: no cover - Windows
+        yield
+        return
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         deadline = time.monotonic() + max(0.0, timeout)
@@ -165,14 +172,15 @@ def read_yaml(path: str | os.PathLike, what: str = "config file") -> Any:
         raise ConfigError(f"{path}: not UTF-8 text ({err.reason}); fix the file") from None
 
 
-def load_checkpoint(path: str | os.PathLike, what: str, fix: str, map_location: Any = "cpu") -> dict:
+def load_checkpoint(path: str | os.PathLike, what: str, fix: str, map_location: Any = "cpu",
+                    weights_only: bool = False) -> dict:
     """``torch.load`` a checkpoint dict; a missing, unreadable or non-dict file raises one clear error.
 
     Args:
         path: the checkpoint file.
         what: what it should be, for the message ("stage-2 checkpoint").
         fix: how to get a valid one, for the message.
-        map_location: as for ``torch.load``.
+        map_location, weights_only: as for ``torch.load``.
 
     Raises:
         CheckpointError: ``<path>: <problem>; <fix>``.
@@ -182,7 +190,7 @@ def load_checkpoint(path: str | os.PathLike, what: str, fix: str, map_location: 
         problem = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise CheckpointError(f"{path}: {what} {problem}; {fix}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        ckpt = torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as err:  # truncated zip, not a torch file, unpickling error: all mean a damaged file
         raise CheckpointError(f"{path}: not a readable {what} ({type(err).__name__}: "
                               f"{' '.join(str(err).split())[:160]}); {fix}") from err

@@ -166,9 +166,14 @@ class SplitWriter:
         prefix = f".tmp-{split}-"
         # A killed earlier writer leaves its hidden temp folder (a whole split of frames): remove those of dead
         # processes; a live writer's folder (another process or another writer of this one) is left alone.
+        # Names are .tmp-<split>-<pid>-<random> (mkdtemp's random part has no '-'; older writers had no suffix).
+        ours = re.compile(rf"{re.escape(prefix)}(\d+)(-[a-z0-9_]+)?")
         for stale in store.root.glob(f"{prefix}*"):
-            pid = stale.name[len(prefix):].split("-")[0]
-            if stale.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            match = ours.fullmatch(stale.name)
+            if not match or not stale.is_dir():
+                continue
+            pid = int(match.group(1))
+            if pid != os.getpid() and not _pid_alive(pid):
                 shutil.rmtree(stale, ignore_errors=True)
         self.tmp_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=store.root))
         self._frames = open(self.tmp_dir / "frames.bin", "wb")
