@@ -81,3 +81,22 @@ def test_errors_name_paths(tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(StoreError, match="version 99"):
         open_store(tmp_path / "st")
+
+
+def test_verify_at_open_refuses_changed_bytes_that_the_index_check_cannot_see(tmp_path):
+    with StoreWriter(tmp_path / "st").split("train") as w:
+        w.add(_sample("a", 4))
+        w.add(_sample("b", 3, seed=1))
+    frames = tmp_path / "st" / "train" / "frames.bin"
+    data = bytearray(frames.read_bytes())
+    data[4 * 179 * 4 + 8] ^= 0x01  # one bit of sample b: same size, still finite
+    frames.write_bytes(bytes(data))
+    assert open_store(tmp_path / "st").split("train").verify()[0].startswith(f"{frames}: content hash ")
+    open_store(tmp_path / "st").split("train")  # the O(records) check passes: sizes and offsets are intact
+    with pytest.raises(StoreError) as err:
+        open_store(tmp_path / "st", verify=True).split("train")
+    assert str(err.value).startswith(f"{frames}: content hash ")
+    assert str(err.value).endswith("differs from the one recorded at commit (" +
+                                   json.loads((tmp_path / "st" / "store.json").read_text())["splits"]["train"][
+                                       "frames_blake2b"] + "); the file changed after it was written; re-create it "
+                                   "(`soke prepare ... --overwrite --split train`, or `soke synth` for SynthSign)")

@@ -513,10 +513,17 @@ class StoreSplit(Sequence):
 
 
 class PackedStore:
-    """An opened store: ``store.split("train")[0].frames`` is a [T, 179] float32 array."""
+    """An opened store: ``store.split("train")[0].frames`` is a [T, 179] float32 array.
 
-    def __init__(self, root: str | os.PathLike):
+    Args:
+        root: the store folder.
+        verify: also run :meth:`StoreSplit.verify` (read every byte) when a split is first opened, and refuse it on
+            the first problem; by default opening checks the index only (O(records)).
+    """
+
+    def __init__(self, root: str | os.PathLike, verify: bool = False):
         self.root = Path(root)
+        self.verify = verify
         self.manifest = read_manifest(self.root)
         for name in self.manifest["splits"]:
             _check_split_name(name)
@@ -534,7 +541,11 @@ class PackedStore:
         if name not in self.manifest["splits"]:
             raise StoreError(f"{self.root}: no split {name!r}; it has {', '.join(self.splits)}")
         if name not in self._splits:
-            self._splits[name] = StoreSplit(self.root, name, self.manifest["splits"][name])
+            split = StoreSplit(self.root, name, self.manifest["splits"][name])
+            problems = split.verify() if self.verify else []
+            if problems:
+                raise StoreError(f"{problems[0]}; {rebuild_hint(name)}")
+            self._splits[name] = split
         return self._splits[name]
 
     def __contains__(self, split: str) -> bool:
@@ -561,6 +572,6 @@ class PackedStore:
         return out
 
 
-def open_store(path: str | os.PathLike) -> PackedStore:
-    """Open a packed store written by `soke prepare` or `soke synth`."""
-    return PackedStore(path)
+def open_store(path: str | os.PathLike, verify: bool = False) -> PackedStore:
+    """Open a packed store written by `soke prepare` or `soke synth` (``verify``: see :class:`PackedStore`)."""
+    return PackedStore(path, verify=verify)
