@@ -62,8 +62,8 @@ DAMAGED_STORES = {
     "truncated store.json": (lambda r: (r / "store.json").write_text((r / "store.json").read_text()[:40]),
                              ["data", "info"],
                              "soke data info: {s}/store.json: not valid JSON (line 4 column 1: Expecting property name "
-                             "enclosed in double quotes); the store is damaged: re-create it (`soke prepare ... "
-                             "--overwrite`, or `soke synth` for SynthSign)"),
+                             "enclosed in double quotes); the store is damaged: remove {s} and write the store again "
+                             "(`soke prepare` or `soke synth`)"),
     "record without length": (lambda r: _edit_index(r, lambda rs: [{k: v for k, v in x.items() if k != "length"
                                                                      or x["name"] != "s2"} for x in rs]),
                               ["data", "info"],

@@ -89,7 +89,8 @@ def run_lightning(argv: list[str]) -> int:
     """Run a LightningCLI subcommand with OmegaConf interpolation resolved after merging configs."""
     from omegaconf.errors import InterpolationResolutionError
 
-    from soke_lightning.cli.lightning import SokeCLI, check_config_files  # lazy: `soke --help` must not import torch
+    # lazy: `soke --help` must not import torch
+    from soke_lightning.cli.lightning import SokeCLI, check_config_files
 
     check_config_files(argv[1:])
     try:

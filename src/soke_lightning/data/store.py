@@ -72,6 +72,11 @@ def rebuild_hint(split: str | None = None) -> str:
     return f"re-create it (`soke prepare ... --overwrite{which}`, or `soke synth` for SynthSign)"
 
 
+def _rewrite_hint(root: Path) -> str:
+    """The fix for a damaged manifest: it lists the splits, so the whole store is written again."""
+    return f"remove {root} and write the store again (`soke prepare` or `soke synth`)"
+
+
 @dataclass
 class Sample:
     """One sequence: identity, text and raw official frames.
@@ -115,10 +120,10 @@ def read_manifest(path: str | os.PathLike, require_splits: bool = True) -> dict:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise StoreError(f"{manifest}: not valid JSON (line {err.lineno} column {err.colno}: {err.msg}); the store "
-                         f"is damaged: {rebuild_hint()}") from None
+                         f"is damaged: {_rewrite_hint(root)}") from None
     except UnicodeDecodeError as err:
         raise StoreError(f"{manifest}: not UTF-8 text ({err.reason} at byte {err.start}); the store is damaged: "
-                         f"{rebuild_hint()}") from None
+                         f"{_rewrite_hint(root)}") from None
     if not isinstance(data, dict) or data.get("format") != STORE_FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise StoreError(f"{manifest}: format is {got!r}, expected {STORE_FORMAT!r}; point at a folder written by "
@@ -129,7 +134,7 @@ def read_manifest(path: str | os.PathLike, require_splits: bool = True) -> dict:
     splits = data.get("splits")
     if not isinstance(splits, dict) or not all(isinstance(v, dict) for v in splits.values()):
         raise StoreError(f"{manifest}: key 'splits' must map split names to objects, got {splits!r:.80}; the store "
-                         f"is damaged: {rebuild_hint()}")
+                         f"is damaged: {_rewrite_hint(root)}")
     if require_splits and not splits:
         raise StoreError(f"{root}: no committed split ({MANIFEST} lists none: the first write failed or was "
                          f"interrupted); write a split with `soke prepare` or `soke synth`")
