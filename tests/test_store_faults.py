@@ -226,3 +226,22 @@ def test_resume_rereads_chunks_whose_sources_changed(tmp_path):
     got = open_store(out).split("train")[0].frames
     np.testing.assert_allclose(got[0], samples[0].frames[0] + 1.0, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(got[1:], samples[0].frames[1:])
+
+
+def test_only_temporary_folders_of_dead_writers_are_removed(tmp_path):
+    root = tmp_path / "s"
+    root.mkdir()
+    dead = FORK.Process(target=os._exit, args=(0,))
+    dead.start()
+    dead.join()
+    left = {name: root / name for name in (f".tmp-train-{dead.pid}-abc", f".tmp-train-{os.getppid()}-abc",
+                                           f".tmp-train-5-{dead.pid}-abc")}  # the last: split 'train-5'
+    for path in left.values():
+        path.mkdir()
+    first = StoreWriter(root).split("train")
+    second = StoreWriter(root).split("train")  # same process: must not remove the first one's folder
+    assert first.tmp_dir.is_dir() and second.tmp_dir.is_dir()
+    assert sorted(p.name for p in left.values() if p.exists()) == sorted(
+        [f".tmp-train-{os.getppid()}-abc", f".tmp-train-5-{dead.pid}-abc"])
+    first.abort()
+    second.abort()
