@@ -100,3 +100,20 @@ def test_verify_at_open_refuses_changed_bytes_that_the_index_check_cannot_see(tm
                                    json.loads((tmp_path / "st" / "store.json").read_text())["splits"]["train"][
                                        "frames_blake2b"] + "); the file changed after it was written; re-create it "
                                    "(`soke prepare ... --overwrite --split train`, or `soke synth` for SynthSign)")
+
+
+def test_verify_names_every_sample_with_non_finite_frames_once_in_file_order(tmp_path):
+    with StoreWriter(tmp_path / "st").split("train") as w:
+        for i in range(12):
+            w.add(_sample(f"s{i:02d}", 3 + i % 4, seed=i))
+    frames = np.memmap(tmp_path / "st" / "train" / "frames.bin", dtype="<f4", mode="r+")
+    frames[:] = np.inf  # every frame of every sample
+    frames.flush()
+    del frames
+    split = open_store(tmp_path / "st").split("train")
+    problems = split.verify()
+    names = ", ".join(repr(f"s{i:02d}") for i in range(10))
+    assert problems[0] == (f"{split.frames_path}: 12 sample(s) with non-finite frames (NaN or inf): {names} and 2 "
+                           f"more")
+    with pytest.raises(StoreError, match="sample 's07' \\(#7\\) has non-finite frames"):
+        split[7]

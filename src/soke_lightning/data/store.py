@@ -470,10 +470,15 @@ class StoreSplit(Sequence):
     def langs(self) -> list[str]:
         return [r["lang"] for r in self.records]
 
+    def samples_at_frames(self, rows) -> np.ndarray:
+        """Indices of the samples that hold the given rows of ``frames.bin`` (vectorised lookup of the offsets)."""
+        if not hasattr(self, "_starts"):
+            self._starts = np.array([r["offset"] for r in self.records], dtype=np.int64)
+        return np.searchsorted(self._starts, np.asarray(rows, dtype=np.int64), side="right") - 1
+
     def sample_at_frame(self, row: int) -> str:
         """Name of the sample that holds frame ``row`` of ``frames.bin``."""
-        starts = np.array([r["offset"] for r in self.records], dtype=np.int64)
-        return self.records[int(np.searchsorted(starts, row, side="right")) - 1]["name"]
+        return self.records[int(self.samples_at_frames([row])[0])]["name"]
 
     def iter_blocks(self, block: int = BLOCK_FRAMES) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, frames [<= block, 179]) over the whole split, read in order from the memory map."""
@@ -496,9 +501,9 @@ class StoreSplit(Sequence):
             for start, block in self.iter_blocks():
                 frames_hash.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
                 rows = np.flatnonzero(~np.isfinite(block).all(axis=1))
-                for row in rows:
-                    name = self.sample_at_frame(start + int(row))
-                    if not bad or bad[-1] != name:
+                for i in np.unique(self.samples_at_frames(start + rows)):  # sorted: samples in file order
+                    name = self.records[int(i)]["name"]
+                    if not bad or bad[-1] != name:  # a sample spanning two blocks is listed once
                         bad.append(name)
                 bar.update(len(block))
         if bad:
