@@ -412,7 +412,8 @@ def write_official_split(root: str | os.PathLike, corpus: str, split: str, sampl
       have no frame rate (the corpus default applies), so a sample whose fps differs from the default gets an
       extra ``"fps"`` key, which the reader honours.
 
-    The split file is replaced (written last, atomically); frame folders of the given samples are overwritten.
+    The split file is replaced (written last, atomically); frame folders of the given samples are overwritten, and
+    frame files of an earlier, longer version of a sample are removed.
     ``sample.lang`` must be a registered language and ``sample.frames`` a finite [T, 179] array.
 
     Args:
@@ -451,7 +452,12 @@ def write_official_split(root: str | os.PathLike, corpus: str, split: str, sampl
                                  f"{official + '/'!r} for split {split!r}")
             pose_dir = root / sample.name
         pose_dir.mkdir(parents=True, exist_ok=True)
-        for fname, raw in zip(_frame_names(corpus, sample.name, len(frames)), frames, strict=True):
+        names = _frame_names(corpus, sample.name, len(frames))
+        keep = set(names)
+        for old in pose_dir.glob("*.pkl"):  # a longer earlier version's surplus frames would be read back
+            if old.name not in keep:
+                old.unlink()
+        for fname, raw in zip(names, frames, strict=True):
             with open(pose_dir / fname, "wb") as fh:
                 pickle.dump(frame_to_dict(raw), fh, protocol=pickle.HIGHEST_PROTOCOL)
         entries.append({"name": sample.name, "text": sample.text, "fps": float(sample.fps),
