@@ -119,9 +119,22 @@ def run_tool(name: str, argv: list[str], label: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (a redirect, pytest's capture), not to the
+    stream that was current when ``main`` ran: a stale, closed one would turn every later log line into an error."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _configure_logging(level: str) -> None:
     """Our loggers print through one handler; Lightning keeps its own (a root handler would print its lines twice)."""
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     package = logging.getLogger("soke_lightning")
     package.handlers[:] = [handler]
