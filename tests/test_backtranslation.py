@@ -192,6 +192,8 @@ def test_backtranslate_tool_store_predictions_and_mean_pose(trained, tmp_path, c
     assert "dictionary" in capsys.readouterr().err
     # the predictions are the ground-truth frames (uncropped): same sentences, same references
     assert [s["text"] for s in result["samples"]["predictions"]] == [s["text"] for s in result["samples"]["ground_truth"]]
+    # ... so they must score exactly as the ground truth does
+    assert result["sources"]["predictions"] == result["sources"]["ground_truth"]
     assert len(result["samples"]["mean_pose"]) == len(split)
 
 

@@ -158,4 +158,26 @@ def test_experiment_yaml_parses(path, cli, data_env, monkeypatch):
     for key, value in data_env.items():
         monkeypatch.setenv(key, value)
     cfg = _parse(cli, "--config", cli.base_config, "--config", str(path))
-    assert cfg.model is not None and cfg.data is not None
+    # Every value the file sets literally reaches the parsed config (a typo'd or dropped key would not).
+    data = yaml.safe_load(path.read_text()) or {}
+    assert data, f"{path} is empty"
+    for key, value in _literal_values(data):
+        got = _lookup(cfg, key)
+        assert got == value, f"{path}: {key} parsed as {got!r}, the file says {value!r}"
+
+
+def _lookup(cfg, key):
+    """``cfg[key]`` for a dotted key, descending into plain dicts (dict-typed arguments) as well as namespaces."""
+    node = cfg
+    for part in key.split("."):
+        node = node[part] if isinstance(node, dict) else getattr(node, part)
+    return node
+
+
+def _literal_values(node, prefix=""):
+    """(dotted key, value) of every scalar a YAML mapping sets literally (no ${...} interpolation, lists skipped)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _literal_values(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(node, (bool, int, float)) or (isinstance(node, str) and "${" not in node):
+        yield prefix, node

@@ -82,9 +82,10 @@ def test_stats_command(prepared_store, tmp_path, capsys):
 
 def test_errors_name_the_store(tmp_path, capsys):
     assert soke_main(["data", "info", str(tmp_path / "missing")]) == 2
-    err = capsys.readouterr().err
-    assert str(tmp_path / "missing") in err and "soke prepare" in err
-    (tmp_path / "s").mkdir()
-    StoreWriter(tmp_path / "s")
+    assert capsys.readouterr().err == (f"soke data info: {tmp_path / 'missing'}: not a soke store (store.json is "
+                                       f"missing); create one with `soke prepare` (official corpora) or `soke synth` "
+                                       f"(SynthSign)\n")
+    with StoreWriter(tmp_path / "s").split("val") as split:
+        split.add(Sample("a", "a", "asl", "synthsign", np.zeros((4, 179), np.float32), 25.0))
     assert soke_main(["data", "stats", str(tmp_path / "s"), "--split", "train"]) == 2
-    assert "no split 'train'" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"soke data stats: {tmp_path / 's'}: no split 'train'; it has val\n"

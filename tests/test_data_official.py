@@ -50,6 +50,16 @@ def test_round_trip_each_corpus(tmp_path, corpus):
         assert got.meta == {"signer": ref.meta["signer"]}
 
 
+@pytest.mark.parametrize("corpus", ["how2sign", "csl_daily", "phoenix14t"])
+def test_rewriting_a_sample_shorter_drops_its_surplus_frames(tmp_path, corpus):
+    write_official_split(tmp_path, corpus, "val", make_samples(corpus, "val", lengths=[12, 5, 9]))
+    shorter = make_samples(corpus, "val", seed=1, lengths=[4, 5, 9])
+    write_official_split(tmp_path, corpus, "val", shorter)
+    reader = get_reader(corpus, tmp_path)
+    got = reader.read(reader.list_split("val").records[0]).frames
+    np.testing.assert_array_equal(got, shorter[0].frames)  # 4 frames, not 4 new + 8 stale
+
+
 def test_official_file_names_and_formats(tmp_path):
     write_official_split(tmp_path / "h", "how2sign", "train", make_samples("how2sign", "train", 1, lengths=[3]))
     assert sorted(p.name for p in (tmp_path / "h/train/poses/s000_x").iterdir()) == [

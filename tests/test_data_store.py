@@ -81,3 +81,39 @@ def test_errors_name_paths(tmp_path):
     manifest.write_text(json.dumps(data))
     with pytest.raises(StoreError, match="version 99"):
         open_store(tmp_path / "st")
+
+
+def test_verify_at_open_refuses_changed_bytes_that_the_index_check_cannot_see(tmp_path):
+    with StoreWriter(tmp_path / "st").split("train") as w:
+        w.add(_sample("a", 4))
+        w.add(_sample("b", 3, seed=1))
+    frames = tmp_path / "st" / "train" / "frames.bin"
+    data = bytearray(frames.read_bytes())
+    data[4 * 179 * 4 + 8] ^= 0x01  # one bit of sample b: same size, still finite
+    frames.write_bytes(bytes(data))
+    assert open_store(tmp_path / "st").split("train").verify()[0].startswith(f"{frames}: content hash ")
+    open_store(tmp_path / "st").split("train")  # the O(records) check passes: sizes and offsets are intact
+    with pytest.raises(StoreError) as err:
+        open_store(tmp_path / "st", verify=True).split("train")
+    assert str(err.value).startswith(f"{frames}: content hash ")
+    assert str(err.value).endswith("differs from the one recorded at commit (" +
+                                   json.loads((tmp_path / "st" / "store.json").read_text())["splits"]["train"][
+                                       "frames_blake2b"] + "); the file changed after it was written; re-create it "
+                                   "(`soke prepare ... --overwrite --split train`, or `soke synth` for SynthSign)")
+
+
+def test_verify_names_every_sample_with_non_finite_frames_once_in_file_order(tmp_path):
+    with StoreWriter(tmp_path / "st").split("train") as w:
+        for i in range(12):
+            w.add(_sample(f"s{i:02d}", 3 + i % 4, seed=i))
+    frames = np.memmap(tmp_path / "st" / "train" / "frames.bin", dtype="<f4", mode="r+")
+    frames[:] = np.inf  # every frame of every sample
+    frames.flush()
+    del frames
+    split = open_store(tmp_path / "st").split("train")
+    problems = split.verify()
+    names = ", ".join(repr(f"s{i:02d}") for i in range(10))
+    assert problems[0] == (f"{split.frames_path}: 12 sample(s) with non-finite frames (NaN or inf): {names} and 2 "
+                           f"more")
+    with pytest.raises(StoreError, match="sample 's07' \\(#7\\) has non-finite frames"):
+        split[7]

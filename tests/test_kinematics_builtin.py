@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from soke_lightning.core.layout import FEATURE_DIM, RAW_DIM, features_to_raw
+from soke_lightning.core.layout import FEATURE_DIM, FIXED_BETAS, RAW_DIM, RAW_SLICES, features_to_raw
 from soke_lightning.kinematics import BODY_SET_NAMES, JointBackend, get_joint_backend
 from soke_lightning.kinematics.builtin import RELAXED_HAND_LEFT, BuiltinSkeleton, axis_angle_to_matrix
 
@@ -152,9 +152,23 @@ def test_batched_equals_per_frame_reference(flat):
             torch.testing.assert_close(batched[i, t], _reference_fk(flat, raw[i, t]))
 
 
-def test_from_features_equals_forward_of_features_to_raw():
+def test_from_features_equals_the_reference_fk_of_the_frames_they_came_from():
+    # Independent of features_to_raw: the features are raw dims 36..158 and 169..178; the 36 dims before them (root
+    # orientation, lower body) are at rest and dims 159..168 hold the fixed shape, so FK of such a frame must equal
+    # FK of its features.
     skeleton = get_joint_backend("builtin")
-    features = torch.randn(2, 7, FEATURE_DIM)
+    assert RAW_SLICES["smplx_shape"] == slice(159, 169)
+    raw = torch.zeros(2, 3, RAW_DIM, dtype=torch.float64)
+    raw[..., 36:159] = torch.randn(2, 3, 123, dtype=torch.float64) * 0.5
+    raw[..., 169:179] = torch.randn(2, 3, 10, dtype=torch.float64) * 0.5
+    raw[..., 159:169] = torch.tensor(FIXED_BETAS, dtype=torch.float64)
+    features = torch.cat([raw[..., 36:159], raw[..., 169:179]], dim=-1)
+    assert features.shape[-1] == FEATURE_DIM
+    got = skeleton.from_features(features)
+    for i in range(2):
+        for t in range(3):
+            torch.testing.assert_close(got[i, t], _reference_fk(skeleton, raw[i, t]))
+    assert not torch.allclose(got[0, 0], got[0, 1])  # the pose moves the joints: not a constant skeleton
     torch.testing.assert_close(skeleton.from_features(features), skeleton(features_to_raw(features)))
     with pytest.raises(ValueError, match="133"):
         skeleton.from_features(torch.zeros(2, RAW_DIM))

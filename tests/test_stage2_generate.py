@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from soke_lightning.cli import generate
+from soke_lightning.cli import main as soke_main
 from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.core.types import Request
 from soke_lightning.pipelines.generate import GenerateError, build_prompts, prompt_settings
@@ -18,6 +19,11 @@ from test_stage2_lm import pipeline
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     return pipeline(tmp_path_factory)
+
+
+def _main(ckpt, out, *argv) -> int:
+    """`soke generate ...` through the command's error boundary (user errors: one line, exit code 2)."""
+    return soke_main(["generate", "--ckpt", str(ckpt), "--out", str(out), *argv])
 
 
 def _args(ckpt, out, *argv):
@@ -57,16 +63,16 @@ def test_generate_from_store_renders_next_to_ground_truth(run, tmp_path):
     (["--lang", "asl", "--text", "hello", "--dictionary", "missing.json"], "--dictionary missing.json"),
 ])
 def test_bad_inputs_give_clear_errors(run, tmp_path, capsys, argv, message):
-    assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
-    err = capsys.readouterr().err
-    assert "soke generate: error:" in err and message in err
+    assert _main(run["ckpt"], tmp_path / "bad", *argv) == 2
+    line = capsys.readouterr().err.splitlines()[-1]  # after the INFO lines of loading the checkpoint
+    assert line.startswith("soke generate: ") and message in line
     assert not (tmp_path / "bad").exists()
 
 
 def test_input_file_with_only_blank_lines_is_refused(run, tmp_path, capsys):
     path = tmp_path / "in.txt"
     path.write_text("\n  \n", encoding="utf-8")
-    assert generate.run(_args(run["ckpt"], tmp_path / "o", "--lang", "csl", "--input", str(path))) == 2
+    assert _main(run["ckpt"], tmp_path / "o", "--lang", "csl", "--input", str(path)) == 2
     assert "holds no sentence" in capsys.readouterr().err
 
 
@@ -102,9 +108,9 @@ def test_generate_with_a_dictionary_injects_retrieved_signs(run, tmp_path, caplo
 def test_generate_refuses_a_dictionary_of_another_tokenizer(run, tmp_path, capsys):
     _dictionary(run, tmp_path / "other.json", digest="0" * 64)
     argv = ["--lang", "asl", "--text", "The teacher is happy.", "--dictionary", str(tmp_path / "other.json")]
-    assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
-    err = capsys.readouterr().err
-    assert "soke generate: error:" in err and "0000000000" in err and "soke dict build" in err
+    assert _main(run["ckpt"], tmp_path / "bad", *argv) == 2
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.startswith("soke generate: ") and "0000000000" in line and "soke dict build" in line
 
 
 def test_generation_uses_the_checkpoints_own_retrieval_recipe(run, tmp_path, caplog):

@@ -25,7 +25,7 @@ from soke_lightning.cli.lightning import build_datamodule
 from soke_lightning.data.store import open_store
 from soke_lightning.models.tokenizer import SignTokenizer, tokenizer_hash
 from soke_lightning.pipelines.dictionary import build_dictionary_file
-from soke_lightning.retrieval.dictionary import DictionaryError, SignDictionary, import_word2code
+from soke_lightning.retrieval.dictionary import SignDictionary, import_word2code
 from soke_lightning.retrieval.matcher import (
     approximate_token_count,
     content_coverage,
@@ -97,14 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _build(args) -> int:
-    try:
-        out = build_dictionary_file(args.tokenizer, build_datamodule(args.data, args.set), args.out, split=args.split,
-                                    data_config=args.data,
-                                    batch_size=args.batch_size, device=args.device, aliases=not args.no_aliases,
-                                    sign_span=not args.whole_clip)
-    except DictionaryError as err:
-        print(f"soke dict build: {err}")
-        return 2
+    out = build_dictionary_file(args.tokenizer, build_datamodule(args.data, args.set), args.out, split=args.split,
+                                data_config=args.data, batch_size=args.batch_size, device=args.device,
+                                aliases=not args.no_aliases, sign_span=not args.whole_clip)
     _print_summary(out)
     print(f"wrote {args.out} ({len(out)} entries, tokenizer hash {out.tokenizer_hash[:16]}...)")
     return 0

@@ -16,7 +16,6 @@ it (``--tokenizer`` to point elsewhere) and must still have the hash recorded at
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -110,14 +109,6 @@ def read_requests(args: argparse.Namespace) -> list[Request]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except GenerateError as err:
-        print(f"soke generate: error: {err}", file=sys.stderr)
-        return 2
-
-
-def _run(args: argparse.Namespace) -> int:
     requests = read_requests(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     stage = LMStage.from_checkpoint(args.ckpt, tokenizer_ckpt=args.tokenizer).to(device)

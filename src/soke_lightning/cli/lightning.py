@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-from jsonargparse import ArgumentParser, set_parsing_settings
+from jsonargparse import ArgumentError, ArgumentParser, set_parsing_settings
 from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningCLI
+
+from soke_lightning.core.errors import ConfigError
+from soke_lightning.core.io import load_checkpoint, read_yaml
 
 #: Module paths of checkpoints written before the layering (old prefix -> new prefix).
 MOVED_MODULES: dict[str, str] = {
@@ -82,8 +84,9 @@ class SokeCLI(LightningCLI):
         ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
         if not ckpt_path or not Path(ckpt_path).is_file():
             return
-        hparams = upgrade_hparams(torch.load(ckpt_path, weights_only=True, map_location="cpu").get(
-            "hyper_parameters", {}))
+        ckpt = load_checkpoint(ckpt_path, "checkpoint", "pass a checkpoint written by `soke fit` (e.g. "
+                               "CHECKPOINT_DIR/last.ckpt)", weights_only=True)
+        hparams = upgrade_hparams(ckpt.get("hyper_parameters", {}))
         hparams.pop("_instantiator", None)
         if not hparams:
             return
@@ -104,13 +107,36 @@ def build_datamodule(config: str, overrides: Sequence[str] | None = None) -> Lig
         config: the YAML path.
         overrides: ``KEY=VALUE`` items applied to its ``init_args`` (``init_args.stores=[DIR]``).
     """
+    read_yaml(config, "datamodule YAML")  # a missing file or a YAML syntax error: one line naming file and line
     parser = ArgumentParser(parser_mode="omegaconf", exit_on_error=False)
     parser.add_subclass_arguments(LightningDataModule, "data")
     args = ["--data", config]
     for item in overrides or []:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. init_args.stores=[data/synthsign-demo]")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE; e.g. init_args.stores=[data/synthsign-demo]")
         args += [f"--data.{key}", value]
-    cfg = parser.parse_args(args)
+    try:
+        cfg = parser.parse_args(args)
+    except ArgumentError as err:
+        detail = " ".join(str(err).split())
+        raise ConfigError(f"{config}: does not describe a LightningDataModule ({detail[:300]}); use a YAML from "
+                          f"datamodules/ (class_path + init_args)") from None
     return parser.instantiate_classes(cfg).data
+
+
+def check_config_files(argv: Sequence[str]) -> None:
+    """Read every YAML file named on a LightningCLI command line (``--config F``, ``--data F.yaml``, ...) first, so a
+    missing file or a YAML syntax error is one line naming the file and line rather than a usage screen.
+
+    Raises:
+        ConfigError: the first file that is missing or not valid YAML.
+    """
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if flag in ("--config", "-c") or (flag.startswith("--") and value.endswith((".yaml", ".yml"))
+                                          and flag.count(".") == 0):
+            if value and not value.lstrip().startswith(("{", "[")):
+                read_yaml(value)

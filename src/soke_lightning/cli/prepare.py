@@ -6,7 +6,10 @@ Frames are read in parallel worker processes (output order = split-file order) a
 and length rules happen at load time. Each split is written atomically (a crash never leaves a split that looks
 complete) and verified by re-opening the store (sample count, names, frame total and a checksum of every byte).
 Resumable: complete splits are skipped unless --overwrite, and an interrupted split resumes from the chunk files
-under STORE/.prepare-<split>/ (if the split file and options are unchanged; --overwrite re-reads everything).
+under STORE/.prepare-<split>/ (if the split file and options are unchanged; a chunk whose source files changed in
+size or modification time is read again; --overwrite re-reads everything). Runs on different splits of one --out
+may go at once (commits are serialised by the store's lock); a second run on the same split is refused while the
+first holds it. A crash leaves either the old split or the new one; the next run finishes or reports "exists".
 Unusable samples (unreadable frame pickle, missing key, wrong shape, NaN/inf, fewer than 4 frames, no pose folder)
 are skipped with a warning naming the file and counted in the summary.
 STORE/normalization.pt is computed from the train split unless --no-stats.
@@ -16,11 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from soke_lightning.data.official import READERS, OfficialLayoutError
+from soke_lightning.data.official import READERS
 from soke_lightning.data.prepare import default_workers, prepare_corpus
-from soke_lightning.data.store import StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,13 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = prepare_corpus(args.corpus, args.root, args.out, splits=args.splits, workers=args.workers,
-                                overwrite=args.overwrite, exclude=args.exclude, stats=args.stats,
-                                min_frames=args.min_frames, progress=args.progress)
-    except (KeyError, OfficialLayoutError, StoreError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"soke prepare: error: {message}", file=sys.stderr)
-        return 2
+    report = prepare_corpus(args.corpus, args.root, args.out, splits=args.splits, workers=args.workers,
+                            overwrite=args.overwrite, exclude=args.exclude, stats=args.stats,
+                            min_frames=args.min_frames, progress=args.progress)
     print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) if args.json else report.format())
     return 0

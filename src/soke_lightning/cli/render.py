@@ -16,7 +16,7 @@ from pathlib import Path
 
 from soke_lightning.core.io import safe_stem
 from soke_lightning.core.languages import get_language
-from soke_lightning.data.store import open_store
+from soke_lightning.data.store import StoreError, open_store
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.render.animation import render_animation, render_still
 
@@ -52,8 +52,7 @@ def select_indices(split, n: int, lang: str | None, names: list[str] | None) -> 
     chosen = [i for i in range(len(split)) if lang is None or langs[i] == lang][:max(0, n)]
     if not chosen:
         have = sorted(set(langs))
-        raise SystemExit(f"soke render: split {split.name!r} of {split.root} has no samples with lang={lang!r}; "
-                         f"it has {have}")
+        raise StoreError(f"split {split.name!r} of {split.root}: no samples with lang={lang!r}; it has {have}")
     return chosen
 
 

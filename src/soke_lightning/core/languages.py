@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from soke_lightning.core.errors import RegistryKeyError
+
 
 @dataclass(frozen=True)
 class Language:
@@ -79,7 +81,7 @@ def get_language(key: str) -> Language:
     try:
         return LANGUAGES[key]
     except KeyError:
-        raise KeyError(f"unknown language {key!r}; valid languages: {sorted(LANGUAGES)}") from None
+        raise RegistryKeyError(f"unknown language {key!r}; valid languages: {', '.join(sorted(LANGUAGES))}") from None
 
 
 def get_corpus(name: str) -> Corpus:
@@ -87,7 +89,7 @@ def get_corpus(name: str) -> Corpus:
     try:
         return CORPORA[name]
     except KeyError:
-        raise KeyError(f"unknown corpus {name!r}; valid corpora: {sorted(CORPORA)}") from None
+        raise RegistryKeyError(f"unknown corpus {name!r}; valid corpora: {', '.join(sorted(CORPORA))}") from None
 
 
 def language_of_tag(tag: str) -> Language:
@@ -95,5 +97,5 @@ def language_of_tag(tag: str) -> Language:
     for lang in LANGUAGES.values():
         if tag in (lang.spoken_code, lang.sign_tag):
             return lang
-    raise KeyError(f"no language has tag {tag!r}; known tags: "
+    raise RegistryKeyError(f"no language has tag {tag!r}; known tags: "
                    f"{sorted(t for lg in LANGUAGES.values() for t in (lg.spoken_code, lg.sign_tag))}")

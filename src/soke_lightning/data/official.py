@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.errors import RegistryKeyError, SokeError
 from soke_lightning.core.languages import Corpus, get_corpus, get_language
 from soke_lightning.core.layout import RAW_DIM, frame_from_dict, frame_to_dict
 from soke_lightning.data.store import Sample
@@ -58,7 +59,7 @@ SKIP_REASONS: dict[str, str] = {
 }
 
 
-class OfficialLayoutError(FileNotFoundError):
+class OfficialLayoutError(SokeError, FileNotFoundError):
     """A corpus root or split file is missing or malformed (the message names the expected path)."""
 
 
@@ -213,7 +214,8 @@ class OfficialReader:
         try:
             return self.corpus.split_names[split]
         except KeyError:
-            raise KeyError(f"corpus {self.corpus_name!r} has no split {split!r}; valid: {list(self.splits)}") from None
+            raise RegistryKeyError(f"corpus {self.corpus_name!r} has no split {split!r}; valid splits: "
+                                   f"{', '.join(self.splits)}") from None
 
     def split_file(self, split: str) -> Path:
         """Path of the split's annotation file."""
@@ -379,7 +381,8 @@ def get_reader(corpus: str, root: str | os.PathLike, **kwargs) -> OfficialReader
     try:
         cls = READERS[corpus]
     except KeyError:
-        raise KeyError(f"no official-layout reader for corpus {corpus!r}; valid: {sorted(READERS)}") from None
+        raise RegistryKeyError(f"no official-layout reader for corpus {corpus!r}; valid: "
+                               f"{', '.join(sorted(READERS))}") from None
     return cls(root, **kwargs)
 
 
@@ -409,7 +412,8 @@ def write_official_split(root: str | os.PathLike, corpus: str, split: str, sampl
       have no frame rate (the corpus default applies), so a sample whose fps differs from the default gets an
       extra ``"fps"`` key, which the reader honours.
 
-    The split file is replaced (written last, atomically); frame folders of the given samples are overwritten.
+    The split file is replaced (written last, atomically); frame folders of the given samples are overwritten, and
+    frame files of an earlier, longer version of a sample are removed.
     ``sample.lang`` must be a registered language and ``sample.frames`` a finite [T, 179] array.
 
     Args:
@@ -423,10 +427,10 @@ def write_official_split(root: str | os.PathLike, corpus: str, split: str, sampl
         ValueError: a sample's frames or name do not fit the layout.
     """
     if corpus not in READERS:
-        raise KeyError(f"no official layout for corpus {corpus!r}; valid: {sorted(READERS)}")
+        raise RegistryKeyError(f"no official layout for corpus {corpus!r}; valid: {', '.join(sorted(READERS))}")
     info = get_corpus(corpus)
     if split not in info.split_names:
-        raise KeyError(f"corpus {corpus!r} has no split {split!r}; valid: {list(info.split_names)}")
+        raise RegistryKeyError(f"corpus {corpus!r} has no split {split!r}; valid splits: {', '.join(info.split_names)}")
     official = info.split_names[split]
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -448,7 +452,12 @@ def write_official_split(root: str | os.PathLike, corpus: str, split: str, sampl
                                  f"{official + '/'!r} for split {split!r}")
             pose_dir = root / sample.name
         pose_dir.mkdir(parents=True, exist_ok=True)
-        for fname, raw in zip(_frame_names(corpus, sample.name, len(frames)), frames, strict=True):
+        names = _frame_names(corpus, sample.name, len(frames))
+        keep = set(names)
+        for old in pose_dir.glob("*.pkl"):  # a longer earlier version's surplus frames would be read back
+            if old.name not in keep:
+                old.unlink()
+        for fname, raw in zip(names, frames, strict=True):
             with open(pose_dir / fname, "wb") as fh:
                 pickle.dump(frame_to_dict(raw), fh, protocol=pickle.HIGHEST_PROTOCOL)
         entries.append({"name": sample.name, "text": sample.text, "fps": float(sample.fps),

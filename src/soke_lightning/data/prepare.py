@@ -3,7 +3,10 @@
 Frames are read in parallel worker processes (output order = split-file order) and kept RAW (179-d); resampling
 and length rules happen at load time. Each split is written atomically and verified by re-opening the store
 (sample count, names, frame total and a checksum of every byte). Resumable: complete splits are skipped unless
-``overwrite``, and an interrupted split resumes from the chunk files under STORE/.prepare-<split>/. Unusable
+``overwrite``, and an interrupted split resumes from the chunk files under STORE/.prepare-<split>/ (a chunk
+whose source files changed since, by name, size or modification time, is read again). One run at a time per
+split (``STORE/.lock-<split>``); commits are serialised by the store's lock (see :mod:`soke_lightning.data.store`).
+Unusable
 samples are skipped with a warning naming the file and counted in the report; STORE/normalization.pt is
 computed from the train split unless ``stats=False``.
 """
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.io import atomic_write, atomic_write_json, fault_point
 from soke_lightning.core.languages import CORPORA
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
 from soke_lightning.data.official import (
@@ -33,14 +37,22 @@ from soke_lightning.data.official import (
     SkipSample,
     get_reader,
 )
-from soke_lightning.data.store import MANIFEST, PackedStore, Sample, StoreError, StoreWriter, read_manifest
+from soke_lightning.data.store import (
+    BLOCK_FRAMES,
+    MANIFEST,
+    PackedStore,
+    Sample,
+    StoreError,
+    StoreWriter,
+    read_manifest,
+)
 
 log = logging.getLogger(__name__)
 
 #: Samples per resume chunk (one cache file each under STORE/.prepare-<split>/).
 CHUNK_SIZE = 256
 #: Frames per block when hashing / computing statistics over a split's memory map.
-_BLOCK = 1 << 16
+_BLOCK = BLOCK_FRAMES
 
 
 @dataclass
@@ -122,20 +134,48 @@ def _init_worker(reader: OfficialReader) -> None:
     _WORKER_READER = reader
 
 
-def _read_one(record: OfficialRecord, reader: OfficialReader | None = None):
-    """-> (Sample, None) or (None, (reason, path, detail)); any other exception is a bug and propagates."""
+def source_fingerprint(reader: OfficialReader, record: OfficialRecord) -> str:
+    """A digest of the files a record is read from (name, size, modification time), or of why it is skipped.
+
+    The resume cache keeps a chunk only while the fingerprints of its records are unchanged.
+    """
+    h = hashlib.blake2b(digest_size=12)
     try:
-        return (reader or _WORKER_READER).read(record), None
+        files = reader.frame_files(record)
     except SkipSample as skip:
-        return None, (skip.reason, skip.path, skip.detail)
+        h.update(f"skip {skip.reason} {skip.detail}".encode())
+        return h.hexdigest()
+    for path in files:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            h.update(f"{path.name} missing\n".encode())
+            continue
+        h.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _read_one(record: OfficialRecord, reader: OfficialReader | None = None):
+    """-> (Sample, None, fingerprint) or (None, (reason, path, detail), fingerprint); other exceptions propagate."""
+    reader = reader or _WORKER_READER
+    fingerprint = source_fingerprint(reader, record)  # before reading: a change during the read shows next time
+    try:
+        return reader.read(record), None, fingerprint
+    except SkipSample as skip:
+        return None, (skip.reason, skip.path, skip.detail), fingerprint
 
 
 # ---- main side -----------------------------------------------------------------------------------------------
 
-def _plan(corpus: str, root: Path, split: str, records: list[OfficialRecord], chunk_size: int, min_frames: int):
+def _plan(corpus: str, root: Path, split: str, records: list[OfficialRecord], chunk_size: int, min_frames: int,
+          split_file: Path | None = None):
     names = hashlib.sha1("\n".join(r.name for r in records).encode()).hexdigest()
-    return {"corpus": corpus, "root": str(root.resolve()), "split": split, "chunk_size": chunk_size,
+    plan = {"corpus": corpus, "root": str(root.resolve()), "split": split, "chunk_size": chunk_size,
             "min_frames": min_frames, "names_sha1": names, "count": len(records)}
+    if split_file is not None and split_file.is_file():  # texts and options live in the split file
+        st = split_file.stat()
+        plan["split_file"] = [str(split_file), st.st_size, st.st_mtime_ns]
+    return plan
 
 
 def _open_cache(folder: Path, plan: dict, fresh: bool) -> set[int]:
@@ -147,20 +187,37 @@ def _open_cache(folder: Path, plan: dict, fresh: bool) -> set[int]:
         except json.JSONDecodeError:
             same = False
         if same:
-            return {int(p.stem.split("-")[1]) for p in folder.glob("chunk-*.pkl")}
+            return {int(p.stem.split("-")[1]) for p in folder.glob("chunk-*.pkl")
+                    if p.with_suffix(".json").is_file()}
         log.info("%s: cache from a different run (other records or options); starting the split afresh", folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    plan_file.write_text(json.dumps(plan))
+    atomic_write_json(plan_file, plan)
     return set()
 
 
+def _unchanged_chunks(reader, folder: Path, records, done: set[int], chunk_size: int) -> set[int]:
+    """The cached chunks whose records' source files still have the fingerprints recorded with them."""
+    kept = set()
+    for k in sorted(done):
+        try:
+            recorded = json.loads((folder / f"chunk-{k:06d}.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            recorded = None
+        current = [source_fingerprint(reader, r) for r in records[k * chunk_size:(k + 1) * chunk_size]]
+        if recorded == current:
+            kept.add(k)
+        else:
+            log.info("%s: the sources of chunk %d changed since the interrupted run; reading them again", folder, k)
+    return kept
+
+
 def _save_chunk(folder: Path, k: int, results: list) -> None:
-    path = folder / f"chunk-{k:06d}.pkl"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(results, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
+    """Write chunk ``k``: its fingerprints first, then the samples (the pickle marks the chunk done)."""
+    atomic_write_json(folder / f"chunk-{k:06d}.json", [r[2] for r in results], compact=True)
+    data = pickle.dumps([r[:2] for r in results], protocol=pickle.HIGHEST_PROTOCOL)
+    atomic_write(folder / f"chunk-{k:06d}.pkl", lambda fh: fh.write(data))
+    fault_point("chunk-saved")
 
 
 def _load_chunk(folder: Path, k: int) -> list:
@@ -193,7 +250,12 @@ def _hash_split(split) -> str:
 
 
 def _verify(out: Path, split: str, names: list[str], frames: int, digest: str) -> None:
-    sp = PackedStore(out).split(split)
+    try:
+        sp = PackedStore(out).split(split)
+    except StoreError as err:
+        StoreWriter(out).remove_split(split)
+        raise StoreError(f"{out / split}: verification failed ({err}); the split was removed, re-run "
+                         f"`soke prepare`") from None
     problems = []
     if len(sp) != len(names):
         problems.append(f"{len(sp)} samples instead of {len(names)}")
@@ -204,14 +266,20 @@ def _verify(out: Path, split: str, names: list[str], frames: int, digest: str) -
     elif _hash_split(sp) != digest:
         problems.append("frame bytes differ from what was written")
     if problems:
-        # Remove the split's folder so the store no longer looks complete; the next run rebuilds it.
-        shutil.rmtree(out / split, ignore_errors=True)
+        # Drop the split so the store no longer lists it; the next run rebuilds it.
+        StoreWriter(out).remove_split(split)
         raise StoreError(f"{out / split}: verification failed: {'; '.join(problems)}; the split was removed, "
                          f"re-run `soke prepare`")
 
 
 def _prepare_split(reader, writer: StoreWriter, split: str, workers: int, chunk_size: int,
                    progress: bool) -> SplitReport:
+    with writer.split_lock(split):
+        return _prepare_split_locked(reader, writer, split, workers, chunk_size, progress)
+
+
+def _prepare_split_locked(reader, writer: StoreWriter, split: str, workers: int, chunk_size: int,
+                          progress: bool) -> SplitReport:
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -224,10 +292,10 @@ def _prepare_split(reader, writer: StoreWriter, split: str, workers: int, chunk_
             report._skip(reason, f"{split_file}:{name}")
     records = listing.records
     cache = writer.root / f".prepare-{split}"
-    plan = _plan(reader.corpus_name, reader.root, split, records, chunk_size, reader.min_frames)
+    plan = _plan(reader.corpus_name, reader.root, split, records, chunk_size, reader.min_frames, split_file)
     done = _open_cache(cache, plan, fresh=writer.overwrite)
     n_chunks = (len(records) + chunk_size - 1) // chunk_size
-    done &= set(range(n_chunks))
+    done = _unchanged_chunks(reader, cache, records, done & set(range(n_chunks)), chunk_size)
     report.resumed_chunks = len(done)
     todo = [k for k in range(n_chunks) if k not in done]
     bar = tqdm(total=len(records), desc=f"{reader.corpus_name}/{split}", unit="sample", disable=not progress,
@@ -253,11 +321,28 @@ def _prepare_split(reader, writer: StoreWriter, split: str, workers: int, chunk_
                 names.append(sample.name)
                 report.frames += sample.num_frames
         report.written = sw.count
+        if not sw.count:  # an empty split would only fail later (statistics, training) far from its cause
+            reasons = ", ".join(f"{n} x {r}" for r, n in sorted(report.skipped.items())) or "it lists none"
+            raise StoreError(f"{split_file}: split {split!r} has no usable sample ({report.listed} listed; skipped: "
+                             f"{reasons}); check the split file, --exclude and --min-frames (warnings above name "
+                             f"the skipped files)")
         sw.commit({"corpus": reader.corpus_name, "skipped": dict(report.skipped)})
+    fault_point("prepare-committed")
     _verify(writer.root, split, names, report.frames, digest.hexdigest())
     shutil.rmtree(cache, ignore_errors=True)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _finite_blocks(split):
+    """The split's frames block by block; a non-finite value stops with the name of its sample."""
+    for start, block in split.iter_blocks(_BLOCK):
+        bad = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if bad.size:
+            raise StoreError(f"{split.frames_path}: sample {split.sample_at_frame(start + int(bad[0]))!r} has "
+                             f"non-finite frames (NaN or inf), so no statistics can be computed; re-create the split "
+                             f"(`soke data verify {split.root}` lists every such sample)")
+        yield block
 
 
 def write_store_stats(store: str | os.PathLike, split: str = "train", out: str | os.PathLike | None = None) -> Path:
@@ -269,7 +354,10 @@ def write_store_stats(store: str | os.PathLike, split: str = "train", out: str |
     packed = PackedStore(store)
     sp = packed.split(split)
     target = Path(out) if out is not None else packed.root / STATS_FILE
-    mean, std, frames = compute_stats(sp.frames[i:i + _BLOCK] for i in range(0, len(sp.frames), _BLOCK))
+    if not len(sp.frames):
+        raise StoreError(f"{sp.folder}: split {split!r} has no frames, so no statistics can be computed; pick a split "
+                         f"with samples (--split)")
+    mean, std, frames = compute_stats(_finite_blocks(sp))
     save_stats(target, mean, std, frames, source=f"{packed.root}:{split}")
     log.info("wrote normalisation statistics over %d frames of %s/%s to %s", frames, packed.root, split, target)
     return target
@@ -314,7 +402,7 @@ def prepare_corpus(corpus: str, root: str | os.PathLike, out: str | os.PathLike,
                                       f"exist; pass --split for the splits you have")
     out = Path(out)
     if (out / MANIFEST).is_file():
-        existing = read_manifest(out).get("info", {}).get("corpus")
+        existing = read_manifest(out, require_splits=False).get("info", {}).get("corpus")
         if existing and existing != corpus:
             raise StoreError(f"{out} holds corpus {existing!r}, not {corpus!r}; use another --out per corpus")
     workers = default_workers() if workers is None else int(workers)
@@ -326,12 +414,20 @@ def prepare_corpus(corpus: str, root: str | os.PathLike, out: str | os.PathLike,
     with logging_redirect_tqdm():
         for split in wanted:
             if writer.has_split(split) and not overwrite:
-                entry = writer.manifest["splits"][split]
-                report.splits[split] = SplitReport(split, "exists", written=entry.get("samples", 0),
-                                                   frames=entry.get("frames", 0),
-                                                   skipped=dict(entry.get("skipped", {})))
-                log.info("%s: split %r is complete; skipping it (pass --overwrite to rebuild)", out, split)
-                continue
+                try:
+                    PackedStore(out).split(split)  # O(records): the index agrees with the frames and the manifest
+                except StoreError as err:
+                    log.warning("%s: split %r is damaged (%s); writing it again", out, split, err)
+                    writer.remove_split(split)
+                else:
+                    entry = writer.manifest["splits"][split]
+                    report.splits[split] = SplitReport(split, "exists", written=entry.get("samples", 0),
+                                                       frames=entry.get("frames", 0),
+                                                       skipped=dict(entry.get("skipped", {})))
+                    # A run killed after its commit leaves its resume cache; the split is complete, so drop it.
+                    shutil.rmtree(out / f".prepare-{split}", ignore_errors=True)
+                    log.info("%s: split %r is complete; skipping it (pass --overwrite to rebuild)", out, split)
+                    continue
             report.splits[split] = _prepare_split(reader, writer, split, workers, chunk_size, progress)
     if stats and "train" in writer.manifest["splits"]:
         stats_file = out / STATS_FILE

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.errors import SokeError
 from soke_lightning.core.io import atomic_write_json
 
 CACHE_FORMAT = "soke-token-cache"
@@ -31,7 +32,7 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-class TokenCacheError(RuntimeError):
+class TokenCacheError(SokeError, RuntimeError):
     """A token cache is missing, incomplete, or was made by another tokenizer."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from soke_lightning.core.errors import MissingFileError
 from soke_lightning.core.layout import FIXED_BETAS, RAW_DIM, RAW_SLICES
 from soke_lightning.kinematics.base import BODY_SET_NAMES, JointBackend
 
@@ -53,7 +54,7 @@ def resolve_model_file(model_dir: str | os.PathLike | None, gender: str = "neutr
         model_dir, source = os.environ.get(ENV_VAR), f"environment variable {ENV_VAR}"
     fname = f"SMPLX_{gender.upper()}.{ext}"
     if not model_dir:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"the smplx joint backend needs the SMPL-X model file {fname}: pass model_dir=... (the folder holding "
             f"{fname} or smplx/{fname}) or set {ENV_VAR}; download it from https://smpl-x.is.tue.mpg.de"
         )
@@ -62,7 +63,7 @@ def resolve_model_file(model_dir: str | os.PathLike | None, gender: str = "neutr
     for cand in candidates:
         if cand.is_file():
             return cand
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"no SMPL-X model at {path} (from {source}): expected one of {[str(c) for c in candidates]}; the file "
         f"comes from https://smpl-x.is.tue.mpg.de (models_smplx_v1_1), {ext} format"
     )

@@ -15,6 +15,7 @@ import os
 
 import torch
 
+from soke_lightning.core.errors import SokeError
 from soke_lightning.data.normalization import Normalizer, load_stats
 from soke_lightning.models.tokenizer import SignTokenizer
 
@@ -26,7 +27,7 @@ OFFICIAL_PREFIXES: dict[str, str] = {"vae.": "body", "hand_vae.": "lhand", "rhan
 _DERIVED = ("quantizer.ema_sum", "quantizer.ema_count", "quantizer.initialised", "quantizer.num_updates")
 
 
-class OfficialFormatError(ValueError):
+class OfficialFormatError(SokeError, ValueError):
     """The official checkpoint does not have the expected keys or shapes."""
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from soke_lightning.core.errors import CheckpointError
+from soke_lightning.core.io import load_checkpoint
 from soke_lightning.core.layout import get_layout
 from soke_lightning.data.normalization import Normalizer
 from soke_lightning.models.generation import GenerationResult
@@ -162,12 +164,14 @@ class SignTokenizer(nn.Module):
             KeyError naming the file when it carries no tokenizer entry; RuntimeError listing missing/unexpected
             keys when the weights do not match the stored config.
         """
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-        if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
-            keys = sorted(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
-            raise KeyError(f"{path}: not a soke tokenizer checkpoint (no {CHECKPOINT_KEY!r} entry; top-level keys "
-                           f"{keys}). Train one with `soke fit --config experiments/stage1/...` or convert the "
-                           f"official one with `soke import-official`.")
+        ckpt = load_checkpoint(path, "tokenizer checkpoint", "train one with `soke fit --config "
+                               "experiments/stage1/...` or convert the official one with `soke import-official`",
+                               map_location)
+        if CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+            keys = sorted(ckpt)[:10]
+            raise CheckpointError(f"{path}: not a soke tokenizer checkpoint (no {CHECKPOINT_KEY!r} entry; top-level "
+                                  f"keys {keys}); train one with `soke fit --config experiments/stage1/...` or convert "
+                                  f"the official one with `soke import-official`")
         entry = ckpt[CHECKPOINT_KEY]
         if entry.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path}: tokenizer entry format {entry.get('format')!r}, expected {CHECKPOINT_FORMAT}")

@@ -16,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from soke_lightning.callbacks.retrieval import saved_frequency
+from soke_lightning.core.errors import SokeError
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import MotionPrediction, Request
 from soke_lightning.data.processing import length_indices
@@ -25,7 +26,7 @@ from soke_lightning.retrieval import DictionaryError, RetrievedEntry, SignDictio
 log = logging.getLogger(__name__)
 
 
-class GenerateError(ValueError):
+class GenerateError(SokeError, ValueError):
     """Bad input to `soke generate` (unknown language, empty or over-long text, unreadable file)."""
 
 

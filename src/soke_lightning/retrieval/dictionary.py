@@ -39,8 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.errors import RegistryKeyError, SokeError
 from soke_lightning.core.io import atomic_write_json
-from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.core.languages import LANGUAGES, get_language
 from soke_lightning.data.encoding import encode_dataset
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ OFFICIAL_CODEBOOK_SIZES = {"body": 96, "lhand": 192, "rhand": 192}
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]")
 
 
-class DictionaryError(RuntimeError):
+class DictionaryError(SokeError, RuntimeError):
     """A dictionary file is missing, malformed or inconsistent."""
 
 
@@ -115,7 +116,8 @@ class SignDictionary:
             The normalised key the exemplar was stored under.
         """
         if lang not in LANGUAGES:
-            raise KeyError(f"dictionary entry {word!r}: unknown language {lang!r}; valid: {sorted(LANGUAGES)}")
+            raise RegistryKeyError(f"dictionary entry {word!r}: unknown language {lang!r}; valid languages: "
+                                   f"{', '.join(sorted(LANGUAGES))}")
         key = normalize_word(word)
         if not key:
             raise ValueError(f"dictionary entry of language {lang!r}: empty word {word!r}")
@@ -124,12 +126,23 @@ class SignDictionary:
             if missing:
                 raise ValueError(f"dictionary entry {word!r}: parts {missing} missing (has {sorted(codes)}, "
                                  f"expected {list(self.parts)})")
+            for p in self.parts:
+                if not isinstance(codes[p], (list, tuple, np.ndarray)):
+                    raise ValueError(f"dictionary entry {word!r}: part {p!r} is {type(codes[p]).__name__} "
+                                     f"{codes[p]!r:.40}, expected a list of integer codes")
             lengths = {p: len(codes[p]) for p in self.parts}
             if len(set(lengths.values())) != 1:
                 raise ValueError(f"dictionary entry {word!r}: the parts have different code lengths {lengths}; "
                                  f"every part needs one code per time step")
             codes = np.stack([np.asarray(codes[p], dtype=np.int64) for p in self.parts], axis=1)
-        arr = np.asarray(codes)
+        if isinstance(codes, (str, bytes)):
+            raise ValueError(f"dictionary entry {word!r}: codes are a string {codes!r:.40}, expected [L >= 1, "
+                             f"{len(self.parts)}] integers (parts {list(self.parts)})")
+        try:
+            arr = np.asarray(codes)
+        except ValueError:  # rows of different lengths
+            raise ValueError(f"dictionary entry {word!r}: code rows have different lengths; every step needs one "
+                             f"code per part {list(self.parts)}") from None
         if arr.ndim != 2 or arr.shape[1] != len(self.parts) or arr.shape[0] < 1:
             raise ValueError(f"dictionary entry {word!r}: codes must be [L >= 1, {len(self.parts)}] "
                              f"(parts {list(self.parts)}), got shape {arr.shape}")
@@ -281,13 +294,14 @@ class SignDictionary:
         """
         path = Path(path)
         if not path.is_file():
-            raise DictionaryError(f"sign dictionary {path} does not exist. Build one with `soke dict build "
+            raise DictionaryError(f"{path}: sign dictionary does not exist; build one with `soke dict build "
                                   f"--tokenizer CKPT --data DATAMODULE_YAML --out {path}` or import the official one "
                                   f"with `soke dict import word2code.json --out {path}`")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DictionaryError(f"sign dictionary {path} is not valid JSON ({err})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DictionaryError(f"{path}: sign dictionary is not valid JSON ({err}); rebuild it with `soke dict "
+                                  f"build` or `soke dict import`") from None
         if not isinstance(data, dict) or data.get("format") != DICT_FORMAT:
             hint = (" It looks like the official word2code.json: convert it with `soke dict import`."
                     if isinstance(data, dict) and data and all(isinstance(v, dict) and "body" in v
@@ -296,15 +310,30 @@ class SignDictionary:
                                   f"expected {DICT_FORMAT!r}.{hint}")
         if data.get("version") != DICT_VERSION:
             raise DictionaryError(f"{path}: dictionary version {data.get('version')!r}, expected {DICT_VERSION}")
+        fix = "rebuild it with `soke dict build` or `soke dict import`"
         for key in ("tokenizer_hash", "parts", "codebook_sizes", "entries"):
             if key not in data:
-                raise DictionaryError(f"{path}: key {key!r} is missing from the dictionary file")
-        out = cls(data["tokenizer_hash"], tuple(data["parts"]), data["codebook_sizes"], info=data.get("info", {}),
-                  path=path)
+                raise DictionaryError(f"{path}: key {key!r} is missing from the dictionary file; {fix}")
+        parts, sizes = data["parts"], data["codebook_sizes"]
+        if (not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts)
+                or not isinstance(sizes, dict) or not all(isinstance(sizes.get(p), int) and sizes[p] > 0
+                                                          for p in parts)):
+            raise DictionaryError(f"{path}: 'parts' {parts!r:.60} and 'codebook_sizes' {sizes!r:.80} must be part "
+                                  f"names and a positive size for each; {fix}")
+        if not isinstance(data["entries"], dict) or not all(isinstance(w, dict) for w in data["entries"].values()):
+            raise DictionaryError(f"{path}: 'entries' must map languages to {{word: [exemplars]}}; {fix}")
+        out = cls(data["tokenizer_hash"], tuple(parts), sizes, info=data.get("info", {}), path=path)
         for lang, words in data["entries"].items():
             for word, exemplars in words.items():
-                for ex in exemplars:
-                    out.add(lang, word, ex)
+                if not isinstance(exemplars, list):
+                    raise DictionaryError(f"{path}: entries.{lang}.{word}: expected a list of exemplars, got "
+                                          f"{type(exemplars).__name__}; {fix}")
+                for i, ex in enumerate(exemplars):
+                    try:
+                        out.add(lang, word, ex)
+                    except (ValueError, KeyError) as err:
+                        detail = str(err).removeprefix(f"dictionary entry {word!r}: ")
+                        raise DictionaryError(f"{path}: entries.{lang}.{word}[{i}]: {detail}; {fix}") from None
         orphans = []
         for lang, words in (data.get("aliases") or {}).items():
             for word, forms in words.items():
@@ -347,13 +376,16 @@ def import_word2code(path: str | os.PathLike, *, lang: str | None = None, latin_
     """
     path = Path(path)
     if not path.is_file():
-        raise DictionaryError(f"{path} does not exist (expected the official scripts/word2code.json)")
-    data = json.loads(path.read_text(encoding="utf-8"))
+        raise DictionaryError(f"{path}: does not exist; pass the official scripts/word2code.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DictionaryError(f"{path}: not valid JSON ({err}); pass the official scripts/word2code.json") from None
     if not isinstance(data, dict):
         raise DictionaryError(f"{path}: expected a JSON object word -> {{body, lhand, rhand}}, got {type(data).__name__}")
     for language in (lang, latin_lang):
-        if language is not None and language not in LANGUAGES:
-            raise KeyError(f"unknown language {language!r}; valid: {sorted(LANGUAGES)}")
+        if language is not None:
+            get_language(language)
     parts = tuple(parts or OFFICIAL_PARTS)
     sizes = dict(codebook_sizes or OFFICIAL_CODEBOOK_SIZES)
     out = SignDictionary(tokenizer_hash or OFFICIAL_IMPORT_HASH, parts, sizes,
@@ -371,7 +403,7 @@ def import_word2code(path: str | os.PathLike, *, lang: str | None = None, latin_
         try:
             out.add(target, word, entry)
         except ValueError as err:
-            raise DictionaryError(f"{path}: {err}") from None
+            raise DictionaryError(f"{path}: {err}; check that it is the official word2code.json") from None
     log.info("imported %d entries from %s: %s", len(out), path, {k: len(v) for k, v in out.entries.items()})
     return out
 

@@ -53,6 +53,8 @@ from torchmetrics import MeanMetric
 from soke_lightning.callbacks.prediction_writer import MotionPrediction
 from soke_lightning.callbacks.retrieval import RetrievalCallback, check_settings
 from soke_lightning.core.batch import SignBatch
+from soke_lightning.core.errors import CheckpointError, SokeError
+from soke_lightning.core.io import load_checkpoint
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
@@ -77,7 +79,7 @@ METRIC_VARIANTS = ("dtw_jpe", "dtw_pa_jpe")
 EVAL_MEANS = ("loss", "steps_per_sample", "latency_ms_per_sample", "frames_per_sample")
 
 
-class ContractError(ValueError):
+class ContractError(SokeError, ValueError):
     """The frozen tokenizer, the token cache, the data and the LM disagree (sizes, parts, hashes, statistics)."""
 
 
@@ -429,10 +431,10 @@ class LMStage(EvalLoops, LightningModule):
         Raises:
             ContractError when the stage-1 file's hash differs from the one recorded at training time.
         """
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+        fix = "train one with `soke fit --config experiments/stage2/demo.yaml`"
+        ckpt = load_checkpoint(path, "stage-2 checkpoint", fix, map_location)
         if CHECKPOINT_KEY not in ckpt or "hyper_parameters" not in ckpt:
-            raise KeyError(f"{path}: not a stage-2 (LMStage) checkpoint (no {CHECKPOINT_KEY!r} entry); train one "
-                           f"with `soke fit --config experiments/stage2/demo.yaml`")
+            raise CheckpointError(f"{path}: not a stage-2 (LMStage) checkpoint (no {CHECKPOINT_KEY!r} entry); {fix}")
         hparams = {k: v for k, v in ckpt["hyper_parameters"].items() if not k.startswith("_")}
         entry = ckpt[CHECKPOINT_KEY]
         hparams["tokenizer_ckpt"] = tokenizer_ckpt or entry["tokenizer_ckpt"]
