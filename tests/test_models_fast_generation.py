@@ -114,3 +114,11 @@ def test_bad_generation_settings_are_refused_with_the_fix():
         GenerationConfig(bucket_size=-1)
     with pytest.raises(ValueError, match="CPU only"):
         decoder_copy(torch.nn.Linear(2, 2), "int8", torch.device("meta"))
+
+
+@pytest.mark.slow
+def test_compiled_static_decoder_gives_the_same_codes(tokenizer):
+    model, src = build(tokenizer, "multihead", EOS_BIAS["multihead"])
+    eager = model.generate(src.input_ids, src.attention_mask, LANGS, max_codes=6)
+    compiled = model.generate(src.input_ids, src.attention_mask, LANGS, max_codes=6, compile="default")
+    assert torch.equal(compiled.codes, eager.codes) and torch.equal(compiled.lengths, eager.lengths)
