@@ -113,7 +113,31 @@ def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, work, row):  # p
         for j in range(n):
             cov[c, j] = 0.0
     gx = 0.0
-    for k in range(nk):
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = cov[0], cov[1], cov[2], cov[3], cov[4], cov[5], cov[6], cov[7], cov[8]
+    k = 0
+    while k + 3 <= nk:  # three joints per pass over the row: a third of the covariance loads and stores
+        a0, a1, a2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
+        b0, b1, b2 = xf[p, i, k + 1, 0], xf[p, i, k + 1, 1], xf[p, i, k + 1, 2]
+        e0, e1, e2 = xf[p, i, k + 2, 0], xf[p, i, k + 2, 1], xf[p, i, k + 2, 2]
+        gx += a0 * a0 + a1 * a1 + a2 * a2 + b0 * b0 + b1 * b1 + b2 * b2 + e0 * e0 + e1 * e1 + e2 * e2
+        ya0, ya1, ya2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
+        yb0, yb1, yb2 = yf[p, k + 1, 0], yf[p, k + 1, 1], yf[p, k + 1, 2]
+        ye0, ye1, ye2 = yf[p, k + 2, 0], yf[p, k + 2, 1], yf[p, k + 2, 2]
+        for j in range(n):
+            u0, u1, u2 = ya0[j], ya1[j], ya2[j]
+            v0, v1, v2 = yb0[j], yb1[j], yb2[j]
+            w0, w1, w2 = ye0[j], ye1[j], ye2[j]
+            c0[j] += a0 * u0 + b0 * v0 + e0 * w0
+            c1[j] += a0 * u1 + b0 * v1 + e0 * w1
+            c2[j] += a0 * u2 + b0 * v2 + e0 * w2
+            c3[j] += a1 * u0 + b1 * v0 + e1 * w0
+            c4[j] += a1 * u1 + b1 * v1 + e1 * w1
+            c5[j] += a1 * u2 + b1 * v2 + e1 * w2
+            c6[j] += a2 * u0 + b2 * v0 + e2 * w0
+            c7[j] += a2 * u1 + b2 * v1 + e2 * w1
+            c8[j] += a2 * u2 + b2 * v2 + e2 * w2
+        k += 3
+    for k in range(k, nk):
         x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
         gx += x0 * x0 + x1 * x1 + x2 * x2
         y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
