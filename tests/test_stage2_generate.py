@@ -105,3 +105,14 @@ def test_generate_refuses_a_dictionary_of_another_tokenizer(run, tmp_path, capsy
     assert generate.run(_args(run["ckpt"], tmp_path / "bad", *argv)) == 2
     err = capsys.readouterr().err
     assert "soke generate: error:" in err and "0000000000" in err and "soke dict build" in err
+
+
+def test_generate_with_int8_decoder_steps(run, tmp_path, capsys):
+    out = tmp_path / "int8"
+    text = "The teacher is happy."
+    assert generate.run(_args(run["ckpt"], out, "--lang", "asl", "--text", text, "--precision", "int8",
+                              "--formats", "npz")) == 0
+    data = np.load(out / "000_asl.npz")
+    assert data["raw"].shape[1] == RAW_DIM and np.isfinite(data["joints"]).all()
+    with pytest.raises(SystemExit):
+        _args(run["ckpt"], out, "--lang", "asl", "--text", text, "--precision", "int4")
