@@ -13,8 +13,9 @@ Sizes: a demo-sized mBART (d_model 256, 3+3 layers, 8 k text tokens) and an mBAR
 1024, 12+12 layers, 16 heads, ffn 4096; the text vocabulary is reduced from 250 k to ``--large-vocab`` tokens, which
 changes memory and build time only: the heads score the motion rows). Generation runs with ``stop_on="never"`` so
 every arm decodes the same number of codes (``drop_finished`` therefore has nothing to drop here). Timings exclude
-model building; every ratio compares runs of this same process, interleaved on the same data; on a shared CPU
-other processes' load makes absolute times noisy (compare ratios).
+model building and are CPU seconds of this process on a CPU (one intra-op thread, so CPU seconds = the wall time on
+an idle core; wall times on a shared machine swing with other processes' load) and wall seconds on a GPU. Every
+ratio compares runs of this same process, interleaved on the same data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import resource
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from soke_lightning.models.sign_mbart import SignMBart
@@ -61,18 +63,51 @@ def arms(device: torch.device, compile_mode: str | None) -> dict[str, dict]:
     return out
 
 
+def _clock(device: torch.device) -> float:
+    """CPU seconds of this process on a CPU run (other processes' load does not count), wall seconds on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
 def _run(model, src, mask, tags, kw) -> tuple[float, object]:
-    if src.device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
+    start = _clock(src.device)
     result = model.generate(src, mask, tags, stop_on="never", **kw)
-    if src.device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, result
+    return _clock(src.device) - start, result
+
+
+def reference_estimate(model, src, mask, max_codes: int, points: int) -> dict:
+    """The reference scheme's time for ``max_codes`` steps, from ``points`` timed steps.
+
+    Step t of the reference re-runs the stock decoder on the whole prefix of t positions (all rows, no cache). Here
+    the decoder runs on prefixes of ``points`` lengths spread over 1..max_codes, and the per-step times are
+    interpolated linearly and summed (plus one encoder pass): for when the full reference run does not fit the
+    machine's time (an mBART-large-sized model at 100 codes on a shared 2-core CPU).
+    """
+    device = src.device
+    decoder = model.mbart.model.decoder
+    dim = model.mbart.config.d_model
+    lengths = sorted({round(1 + i * (max_codes - 1) / max(1, points - 1)) for i in range(points)})
+    with torch.no_grad():
+        start = _clock(device)
+        states = model.encode(src, mask)
+        encode_s = _clock(device) - start
+        seconds = []
+        for n in lengths:
+            embeds = torch.randn(src.shape[0], n, dim, device=device)
+            start = _clock(device)
+            decoder(inputs_embeds=embeds, encoder_hidden_states=states, encoder_attention_mask=mask, use_cache=False)
+            seconds.append(_clock(device) - start)
+    steps = torch.arange(1, max_codes + 1, dtype=torch.float64)
+    per_step = torch.from_numpy(np.interp(steps.numpy(), lengths, seconds))
+    return {"estimated_batch_latency_s": round(encode_s + float(per_step.sum()), 3), "timed_prefix_lengths": lengths,
+            "timed_step_s": [round(t, 3) for t in seconds]}
 
 
 def bench_config(name: str, max_codes: int, batch: int, prompt_tokens: int, repeats: int, device: torch.device,
-                 schemes: list[str], arm_kwargs: dict[str, dict], vocab: int | None = None) -> dict:
+                 schemes: list[str], arm_kwargs: dict[str, dict], vocab: int | None = None,
+                 reference_points: int = 0) -> dict:
     config = dict(CONFIGS[name])
     if vocab:
         config["vocab_size"] = vocab
@@ -89,24 +124,37 @@ def bench_config(name: str, max_codes: int, batch: int, prompt_tokens: int, repe
         model = SignMBart(PARTS, SIZES, TAGS, config, decoding=scheme, mean_resizing=False).to(device).eval()
         out.setdefault("build_s", round(time.perf_counter() - start, 1))
         out["params_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
-        for kw in arm_kwargs.values():  # warm-up: allocator, kernels, compilation (not timed)
-            model.generate(src, mask, tags, max_codes=2, stop_on="never", **kw)
+        for arm, kw in arm_kwargs.items():  # warm-up: allocator, kernels, compilation (not timed)
+            if not (arm == "reference" and reference_points):
+                model.generate(src, mask, tags, max_codes=2, stop_on="never", **kw)
         times = {arm: [] for arm in arm_kwargs}
         results = {}
+        estimate = None
         for _ in range(repeats):  # interleaved: every arm sees the same load
             for arm, kw in arm_kwargs.items():
+                if arm == "reference" and reference_points:
+                    estimate = reference_estimate(model, src, mask, max_codes, reference_points)
+                    times[arm].append(estimate["estimated_batch_latency_s"])
+                    continue
                 seconds, results[arm] = _run(model, src, mask, tags, dict(max_codes=max_codes, **kw))
                 times[arm].append(seconds)
         exact = results["static"].codes
         runs = {}
         for arm, kw in arm_kwargs.items():
             latency = statistics.median(times[arm])
+            if arm not in results:
+                runs[arm] = {"latency_s_per_sample": round(latency / batch, 4), "batch_latency_s": round(latency, 3),
+                             "estimated_from": estimate}
+                continue
             r = results[arm]
             runs[arm] = {"latency_s_per_sample": round(latency / batch, 4), "batch_latency_s": round(latency, 3),
                          "steps": r.steps, "ms_per_step": round(1000 * latency / r.steps, 2)}
             if r.codes.shape == exact.shape:
                 runs[arm]["codes_equal_to_float32"] = round(float((r.codes == exact).float().mean()), 4)
         base = statistics.median(times["reference"])
+        if "reference" in results and scheme == schemes[0]:  # how good the estimator used at mBART-large size is
+            check = reference_estimate(model, src, mask, max_codes, 5)["estimated_batch_latency_s"]
+            out["reference_estimate_over_measured"] = round(check / base, 3)
         out["runs"][scheme] = runs
         out.setdefault("speedup_per_sample_vs_reference", {})[scheme] = {
             arm: round(base / statistics.median(times[arm]), 2) for arm in arm_kwargs if arm != "reference"}
@@ -127,6 +175,12 @@ def main(argv: list[str]) -> dict:
     parser.add_argument("--large-vocab", type=int, default=32000,
                         help="text vocabulary of the mBART-large-sized model (250027 is the real one; memory only)")
     parser.add_argument("--large-schemes", nargs="+", default=["multihead"])
+    parser.add_argument("--large-arms", nargs="+", default=None,
+                        help="arms timed at mBART-large size (default: all; 'reference' is always kept)")
+    parser.add_argument("--large-reference-points", type=int, default=None,
+                        help="> 0: estimate the mBART-large reference from this many timed prefix lengths instead "
+                             "of running all its steps (a full run at 100 codes x batch 8 needs ~15 TFLOP: about "
+                             "15 CPU-minutes); 0: run it. Default: 5 on CPU, 0 on GPU")
     parser.add_argument("--prompt-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="median of this many runs (demo config)")
     parser.add_argument("--skip-large", action="store_true", help="only the demo-sized config")
@@ -137,6 +191,8 @@ def main(argv: list[str]) -> dict:
                              "(threads wait for each other), so 1 gives stable ratios")
     parser.add_argument("--schemes", nargs="+", default=["multihead", "flattened", "parallel"])
     args = parser.parse_args(argv)
+    if args.large_reference_points is None:
+        args.large_reference_points = 0 if args.device.startswith("cuda") else 5
     logging.getLogger("transformers").setLevel(logging.ERROR)
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
@@ -146,9 +202,12 @@ def main(argv: list[str]) -> dict:
               "configs": {"demo": bench_config("demo", args.demo_codes, args.demo_batch, args.prompt_tokens,
                                                args.repeats, device, args.schemes, arm_kwargs)}}
     if not args.skip_large:
+        large_arms = {arm: kw for arm, kw in arm_kwargs.items()
+                      if args.large_arms is None or arm in {"reference", "dynamic", "static", *args.large_arms}}
         result["configs"]["mbart_large"] = bench_config("mbart_large", args.large_codes, args.large_batch,
                                                         args.prompt_tokens, 1, device, args.large_schemes,
-                                                        arm_kwargs, vocab=args.large_vocab)
+                                                        large_arms, vocab=args.large_vocab,
+                                                        reference_points=args.large_reference_points)
     return result
 
 
