@@ -140,7 +140,7 @@ def bench_config(name: str, max_codes: int, batch: int, prompt_tokens: int, repe
                 times[arm].append(seconds)
         exact = results["static"].codes
         runs = {}
-        for arm, kw in arm_kwargs.items():
+        for arm in arm_kwargs:
             latency = statistics.median(times[arm])
             if arm not in results:
                 runs[arm] = {"latency_s_per_sample": round(latency / batch, 4), "batch_latency_s": round(latency, 3),

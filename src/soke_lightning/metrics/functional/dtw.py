@@ -114,8 +114,8 @@ def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, work, row):  # p
             cov[c, j] = 0.0
     gx = 0.0
     c0, c1, c2, c3, c4, c5, c6, c7, c8 = cov[0], cov[1], cov[2], cov[3], cov[4], cov[5], cov[6], cov[7], cov[8]
-    k = 0
-    while k + 3 <= nk:  # three joints per pass over the row: a third of the covariance loads and stores
+    triples = nk - nk % 3
+    for k in range(0, triples, 3):  # three joints per pass over the row: a third of the covariance loads and stores
         a0, a1, a2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
         b0, b1, b2 = xf[p, i, k + 1, 0], xf[p, i, k + 1, 1], xf[p, i, k + 1, 2]
         e0, e1, e2 = xf[p, i, k + 2, 0], xf[p, i, k + 2, 1], xf[p, i, k + 2, 2]
@@ -136,8 +136,7 @@ def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, work, row):  # p
             c6[j] += a2 * u0 + b2 * v0 + e2 * w0
             c7[j] += a2 * u1 + b2 * v1 + e2 * w1
             c8[j] += a2 * u2 + b2 * v2 + e2 * w2
-        k += 3
-    for k in range(k, nk):
+    for k in range(triples, nk):
         x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
         gx += x0 * x0 + x1 * x1 + x2 * x2
         y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
