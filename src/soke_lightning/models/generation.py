@@ -225,8 +225,14 @@ class StaticKVDecoder:
         for i, layer in enumerate(self.decoder.layers):
             attn = layer.self_attn
             x = layer.self_attn_layer_norm(hidden)
-            keys[i, :, :, step] = attn.k_proj(x).view(rows, self.heads, self.head_dim)
-            values[i, :, :, step] = attn.v_proj(x).view(rows, self.heads, self.head_dim)
+            key = attn.k_proj(x).view(rows, self.heads, 1, self.head_dim)
+            value = attn.v_proj(x).view(rows, self.heads, 1, self.head_dim)
+            if valid is None:
+                keys[i, :, :, step : step + 1] = key
+                values[i, :, :, step : step + 1] = value
+            else:  # a tensor position: index_copy_ keeps the write inside the compiled graph
+                keys[i].index_copy_(2, step.view(1), key)
+                values[i].index_copy_(2, step.view(1), value)
             if valid is None:
                 out = F.scaled_dot_product_attention(self._split(attn.q_proj(x)), keys[i, :, :, : step + 1],
                                                      values[i, :, :, : step + 1], scale=attn.scaling)
