@@ -392,6 +392,10 @@ class SignMBart(nn.Module):
                  **overrides) -> GenerationResult:
         """Generate codes for a batch; every sample stops on its own.
 
+        The decoder steps run on :class:`StaticKVDecoder` by default (``config.cache``), stopped samples leave the
+        batch (``drop_finished``), and ``bucket_size`` / ``precision`` / ``compile`` select length buckets, a
+        reduced-precision copy of the decoder and a compiled step; float32 settings give the reference's codes.
+
         Args:
             input_ids: [B, S] encoder ids.
             attention_mask: [B, S] encoder mask (always used, also by the cross-attention).
