@@ -141,3 +141,14 @@ def test_generation_uses_the_checkpoints_own_retrieval_recipe(run, tmp_path, cap
     # command-line options win over the recipe
     (prompt,) = build_prompts(stage, [request], str(tmp_path / "dict.json"), separator="index", order="longest")
     assert prompt.startswith("The teacher is happy. Key word 1, <body_")
+
+
+def test_generate_with_int8_decoder_steps(run, tmp_path, capsys):
+    out = tmp_path / "int8"
+    text = "The teacher is happy."
+    assert generate.run(_args(run["ckpt"], out, "--lang", "asl", "--text", text, "--precision", "int8",
+                              "--formats", "npz")) == 0
+    data = np.load(out / "000_asl.npz")
+    assert data["raw"].shape[1] == RAW_DIM and np.isfinite(data["joints"]).all()
+    with pytest.raises(SystemExit):
+        _args(run["ckpt"], out, "--lang", "asl", "--text", text, "--precision", "int4")

@@ -24,6 +24,7 @@ from soke_lightning.callbacks.prediction_writer import PredictionWriter
 from soke_lightning.core.io import safe_stem
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import DEFAULT_FPS, Request
+from soke_lightning.models.generation import PRECISIONS
 from soke_lightning.pipelines.generate import (
     GenerateError,
     build_prompts,
@@ -83,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     parser.add_argument("--seed", type=int, default=0, help="seed for --sample")
+    parser.add_argument("--precision", default=None, choices=list(PRECISIONS),
+                        help="decoder steps in this precision (default: the checkpoint's generation config, float32); "
+                             "int8 = dynamic quantisation of the decoder's linear layers (CPU), bfloat16/float16 "
+                             "for GPUs; reduced precisions may change codes where two score almost alike")
+    parser.add_argument("--compile", default=None, metavar="MODE",
+                        help="torch.compile the decoder step in this mode (e.g. default, reduce-overhead = CUDA "
+                             "graphs on a GPU); pays off for long runs only")
     parser.add_argument("--fps", type=float, default=DEFAULT_FPS, help="frame rate of --text/--input outputs")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
@@ -117,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = {"do_sample": args.sample, "temperature": args.temperature}
     if args.max_codes is not None:
         overrides["max_codes"] = args.max_codes
+    if args.precision is not None:
+        overrides["precision"] = args.precision
+    if args.compile is not None:
+        overrides["compile"] = args.compile
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.sample else None
     if generator is not None:
         overrides["generator"] = generator

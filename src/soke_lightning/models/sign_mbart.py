@@ -29,7 +29,9 @@ from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.models.generation import (
     GenerationConfig,
     GenerationResult,
+    StaticKVDecoder,
     cache_kwarg,
+    decoder_copy,
     new_cache,
     select_next,
 )
@@ -62,7 +64,8 @@ class SignMBartOutput:
 
 
 class _DecoderRunner:
-    """Runs the mBART decoder one step at a time, with a KV cache or by re-running the whole prefix."""
+    """Runs the stock mBART decoder one step at a time, with transformers' growing cache or by re-running the
+    whole prefix (the reference scheme)."""
 
     def __init__(self, decoder: nn.Module, config, encoder_states: torch.Tensor, encoder_mask: torch.Tensor,
                  use_cache: bool):
@@ -85,8 +88,8 @@ class _DecoderRunner:
                                encoder_attention_mask=self.encoder_mask, use_cache=False)
         return out.last_hidden_state[:, -1]
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows ``index`` (beam search)."""
+    def keep(self, index: torch.Tensor) -> None:
+        """Keep rows ``index`` (finished samples dropped, or beams reordered)."""
         self.encoder_states = self.encoder_states.index_select(0, index)
         self.encoder_mask = self.encoder_mask.index_select(0, index)
         if self.use_cache:
@@ -389,6 +392,10 @@ class SignMBart(nn.Module):
                  **overrides) -> GenerationResult:
         """Generate codes for a batch; every sample stops on its own.
 
+        The decoder steps run on :class:`StaticKVDecoder` by default (``config.cache``), stopped samples leave the
+        batch (``drop_finished``), and ``bucket_size`` / ``precision`` / ``compile`` select length buckets, a
+        reduced-precision copy of the decoder and a compiled step; float32 settings give the reference's codes.
+
         Args:
             input_ids: [B, S] encoder ids.
             attention_mask: [B, S] encoder mask (always used, also by the cross-attention).
@@ -405,17 +412,35 @@ class SignMBart(nn.Module):
             raise ValueError(f"SignMBart.generate: beam search is implemented for decoding='flattened' only, not "
                              f"{self.decoding!r}; use num_beams=1")
         batch = input_ids.shape[0]
-        tag_rows = self.tag_ids[self.tag_indices(tags, batch)]
+        tag_index = self.tag_indices(tags, batch)
+        decoder = self.mbart.model.decoder
+        if config.use_cache and config.cache == "static":
+            decoder = decoder_copy(decoder, config.precision, input_ids.device)
+        if not config.bucket_size or batch <= config.bucket_size:
+            return self._generate_batch(input_ids, attention_mask, tag_index, config, generator, decoder)
+        # buckets of similar prompt length: less padding in the encoder and the cross-attention
+        order = attention_mask.sum(-1).argsort(stable=True)
+        parts = []
+        for index in order.split(config.bucket_size):
+            mask = attention_mask[index]
+            width = int(mask.any(0).nonzero().max()) + 1 if bool(mask.any()) else mask.shape[1]  # trailing padding
+            parts.append((index, self._generate_batch(input_ids[index, :width], mask[:, :width], tag_index[index],
+                                                      config, generator, decoder)))
+        return _merge_results(parts, batch, len(self.parts))
+
+    def _generate_batch(self, input_ids, attention_mask, tag_index, config, generator, decoder) -> GenerationResult:
+        tag_rows = self.tag_ids[tag_index]
         encoder_states = self.encode(input_ids, attention_mask)
         weights = [None if self.heads is not None else self._tied_head(p) for p in range(len(self.parts))]
         allowed = [self._allowed(p, config.stop_on) for p in range(len(self.parts))]
+        args = (encoder_states, attention_mask, tag_rows, config, generator, weights, allowed, decoder)
         if self.decoding == "multihead":
-            return self._generate_multihead(encoder_states, attention_mask, tag_rows, config, generator, weights, allowed)
+            return self._generate_multihead(*args)
         if self.decoding == "parallel":
-            return self._generate_parallel(encoder_states, attention_mask, tag_rows, config, generator, weights, allowed)
+            return self._generate_parallel(*args)
         if config.num_beams > 1:
-            return self._beam_flattened(encoder_states, attention_mask, tag_rows, config, weights, allowed)
-        return self._generate_flattened(encoder_states, attention_mask, tag_rows, config, generator, weights, allowed)
+            return self._beam_flattened(*args[:4], weights, allowed, decoder)
+        return self._generate_flattened(*args)
 
     def decoder_passes(self, result: GenerationResult) -> torch.Tensor:
         """[B] sequential decoder passes each sample needed, the ``</s>`` step included.
@@ -434,89 +459,115 @@ class SignMBart(nn.Module):
         scores = self.head_logits(hidden, part, weights[part]).masked_fill(~allowed[part], float("-inf"))
         return select_next(scores, config, generator)
 
-    def _runner(self, encoder_states, attention_mask, use_cache) -> _DecoderRunner:
-        return _DecoderRunner(self.mbart.model.decoder, self.mbart.config, encoder_states, attention_mask, use_cache)
+    def _runner(self, decoder, encoder_states, attention_mask, config, max_steps):
+        if config.use_cache and config.cache == "static":
+            return StaticKVDecoder(decoder, encoder_states, attention_mask, max_steps, config.compile)
+        return _DecoderRunner(decoder, self.mbart.config, encoder_states, attention_mask,
+                              config.use_cache and config.cache == "dynamic")
 
-    def _generate_multihead(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed):
+    def _generate_multihead(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed,
+                            decoder):
         batch, num_parts = tag_rows.shape
         device = tag_rows.device
-        runner = self._runner(encoder_states, attention_mask, config.use_cache)
+        runner = self._runner(decoder, encoder_states, attention_mask, config, config.max_codes)
         codes = torch.full((batch, config.max_codes, num_parts), -1, dtype=torch.long, device=device)
         lengths = torch.full((batch,), config.max_codes, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
         eos_local = torch.tensor(self.eos_local, device=device)
+        rows = torch.arange(batch, device=device)  # the sample of each decoder row
         prev, steps = tag_rows, 0
         for step in range(config.max_codes):
             hidden = runner.step(self.embed_fused(prev[:, None]))
             choice = torch.stack([self._pick(hidden, p, config, generator, weights, allowed)
                                   for p in range(num_parts)], dim=-1)
             hit = (choice == eos_local).any(-1)  # </s> can only be chosen where allowed
-            lengths = torch.where(hit & ~finished, step, lengths)
-            finished = finished | hit
-            codes[:, step] = torch.where(finished[:, None], -1, choice)
-            prev = torch.where(finished[:, None], self.eos_token_id, self.codes_to_ids(choice))
+            was = finished[rows]
+            lengths[rows[hit & ~was]] = step
+            stopped = was | hit
+            finished[rows] = stopped
+            codes[rows, step] = torch.where(stopped[:, None], -1, choice)
             steps = step + 1
             if bool(finished.all()):
                 break
+            rows, choice, stopped = _drop_stopped(runner, rows, choice, stopped, config.drop_finished)
+            prev = torch.where(stopped[:, None], self.eos_token_id, self.codes_to_ids(choice))
         return GenerationResult(codes[:, :steps], lengths, lengths[:, None].expand(-1, num_parts).clone(),
                                 finished, steps)
 
-    def _generate_parallel(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed):
+    def _generate_parallel(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed,
+                           decoder):
         batch, num_parts = tag_rows.shape
         device = tag_rows.device
-        runner = self._runner(encoder_states.repeat_interleave(num_parts, 0),
-                              attention_mask.repeat_interleave(num_parts, 0), config.use_cache)
-        codes = torch.full((batch, config.max_codes, num_parts), -1, dtype=torch.long, device=device)
-        part_lengths = torch.full((batch, num_parts), config.max_codes, dtype=torch.long, device=device)
-        done = torch.zeros(batch, num_parts, dtype=torch.bool, device=device)
+        runner = self._runner(decoder, encoder_states.repeat_interleave(num_parts, 0),
+                              attention_mask.repeat_interleave(num_parts, 0), config, config.max_codes)
+        streams = batch * num_parts  # one decoder row per (sample, part)
+        codes = torch.full((streams, config.max_codes), -1, dtype=torch.long, device=device)
+        part_lengths = torch.full((streams,), config.max_codes, dtype=torch.long, device=device)
+        done = torch.zeros(streams, dtype=torch.bool, device=device)
         eos_local = torch.tensor(self.eos_local, device=device)
-        prev, steps = tag_rows, 0
+        rows = torch.arange(streams, device=device)
+        prev, steps = tag_rows.reshape(-1), 0
         for step in range(config.max_codes):
-            hidden = runner.step(self.embed_tokens(prev.reshape(-1, 1))).view(batch, num_parts, -1)
-            choice = torch.stack([self._pick(hidden[:, p], p, config, generator, weights, allowed)
-                                  for p in range(num_parts)], dim=-1)
-            hit = choice == eos_local
-            part_lengths = torch.where(hit & ~done, step, part_lengths)
-            done = done | hit
-            codes[:, step] = torch.where(done, -1, choice)
-            prev = torch.where(done, self.eos_token_id, self.codes_to_ids(choice))
+            hidden = runner.step(self.embed_tokens(prev[:, None]))
+            part = rows % num_parts
+            choice = torch.empty_like(rows)
+            for p in range(num_parts):
+                sel = (part == p).nonzero().squeeze(1)
+                if sel.numel():
+                    choice[sel] = self._pick(hidden[sel], p, config, generator, weights, allowed)
+            hit = choice == eos_local[part]
+            was = done[rows]
+            part_lengths[rows[hit & ~was]] = step
+            stopped = was | hit
+            done[rows] = stopped
+            codes[rows, step] = torch.where(stopped, -1, choice)
             steps = step + 1
             if bool(done.all()):
                 break
-        return GenerationResult(codes[:, :steps], part_lengths.max(-1).values, part_lengths, done.all(-1), steps)
+            rows, choice, stopped = _drop_stopped(runner, rows, choice, stopped, config.drop_finished)
+            prev = torch.where(stopped, self.eos_token_id, choice + self.code_offsets[rows % num_parts])
+        codes = codes.view(batch, num_parts, -1).transpose(1, 2)[:, :steps]
+        part_lengths = part_lengths.view(batch, num_parts)
+        return GenerationResult(codes, part_lengths.max(-1).values, part_lengths, done.view(batch, num_parts).all(-1),
+                                steps)
 
-    def _generate_flattened(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed):
+    def _generate_flattened(self, encoder_states, attention_mask, tag_rows, config, generator, weights, allowed,
+                            decoder):
         batch, num_parts = tag_rows.shape
         device = tag_rows.device
-        runner = self._runner(encoder_states, attention_mask, config.use_cache)
+        runner = self._runner(decoder, encoder_states, attention_mask, config, num_parts * config.max_codes)
         codes = torch.full((batch, config.max_codes, num_parts), -1, dtype=torch.long, device=device)
         lengths = torch.full((batch,), config.max_codes, dtype=torch.long, device=device)
         finished = torch.zeros(batch, dtype=torch.bool, device=device)
+        rows = torch.arange(batch, device=device)
         prev, steps = tag_rows[:, 0], 0
         for step in range(num_parts * config.max_codes):
             part, time = step % num_parts, step // num_parts
             hidden = runner.step(self.embed_tokens(prev[:, None]))
             choice = self._pick(hidden, part, config, generator, weights, allowed)
             hit = choice == self.eos_local[part]
-            lengths = torch.where(hit & ~finished, time, lengths)
-            finished = finished | hit
-            codes[:, time, part] = torch.where(finished, -1, choice)
-            prev = torch.where(finished, self.eos_token_id, choice + self.code_offsets[part])
+            was = finished[rows]
+            lengths[rows[hit & ~was]] = time
+            stopped = was | hit
+            finished[rows] = stopped
+            codes[rows, time, part] = torch.where(stopped, -1, choice)
             steps = step + 1
             if bool(finished.all()):
                 break
+            rows, choice, stopped = _drop_stopped(runner, rows, choice, stopped, config.drop_finished)
+            prev = torch.where(stopped, self.eos_token_id, choice + self.code_offsets[part])
         codes = codes[:, : -(-steps // num_parts)]
         codes = codes.masked_fill(torch.arange(codes.shape[1], device=device)[None, :, None] >= lengths[:, None, None], -1)
         return GenerationResult(codes, lengths, lengths[:, None].expand(-1, num_parts).clone(), finished, steps)
 
-    def _beam_flattened(self, encoder_states, attention_mask, tag_rows, config, weights, allowed):
+    def _beam_flattened(self, encoder_states, attention_mask, tag_rows, config, weights, allowed, decoder):
         """Beam search over the interleaved stream; a finished hypothesis keeps its score and stops growing."""
         batch, num_parts = tag_rows.shape
         beams, device = config.num_beams, tag_rows.device
         rows = batch * beams
-        runner = self._runner(encoder_states.repeat_interleave(beams, 0),
-                              attention_mask.repeat_interleave(beams, 0), config.use_cache)
         total = num_parts * config.max_codes
+        runner = self._runner(decoder, encoder_states.repeat_interleave(beams, 0),
+                              attention_mask.repeat_interleave(beams, 0), config, total)
         tokens = torch.full((rows, total), -1, dtype=torch.long, device=device)
         scores = torch.zeros(batch, beams, device=device)
         scores[:, 1:] = float("-inf")  # all beams start identical: expand only the first
@@ -537,7 +588,7 @@ class SignMBart(nn.Module):
             top, flat = candidates.topk(beams, dim=-1)
             origin = flat // width + torch.arange(batch, device=device)[:, None] * beams
             origin, choice = origin.reshape(-1), (flat % width).reshape(-1)
-            runner.reorder(origin)
+            runner.keep(origin)
             tokens, ended, ended_at = tokens[origin], ended[origin], ended_at[origin]
             newly = ~ended & (choice == self.eos_local[part])
             ended_at = torch.where(newly, step, ended_at)
@@ -557,6 +608,30 @@ class SignMBart(nn.Module):
         codes = tokens[best, : width_codes * num_parts].reshape(batch, width_codes, num_parts)
         codes = codes.masked_fill(torch.arange(width_codes, device=device)[None, :, None] >= lengths[:, None, None], -1)
         return GenerationResult(codes, lengths, lengths[:, None].expand(-1, num_parts).clone(), finished, steps)
+
+
+def _drop_stopped(runner, rows, choice, stopped, drop: bool):
+    """Remove the decoder rows whose sample (or stream) has stopped, when ``drop``; else keep them (fed </s>)."""
+    if not drop or not bool(stopped.any()):
+        return rows, choice, stopped
+    live = (~stopped).nonzero().squeeze(1)
+    runner.keep(live)
+    return rows[live], choice[live], stopped[live]
+
+
+def _merge_results(parts, batch: int, num_parts: int) -> GenerationResult:
+    """Reassemble per-bucket results [(sample indices, result), ...] in the input order."""
+    width = max(r.codes.shape[1] for _, r in parts)
+    first = parts[0][1]
+    device = first.codes.device
+    codes = torch.full((batch, width, num_parts), -1, dtype=torch.long, device=device)
+    lengths = torch.empty(batch, dtype=torch.long, device=device)
+    part_lengths = torch.empty(batch, num_parts, dtype=torch.long, device=device)
+    finished = torch.empty(batch, dtype=torch.bool, device=device)
+    for index, result in parts:
+        codes[index, : result.codes.shape[1]] = result.codes
+        lengths[index], part_lengths[index], finished[index] = result.lengths, result.part_lengths, result.finished
+    return GenerationResult(codes, lengths, part_lengths, finished, sum(r.steps for _, r in parts))
 
 
 def _build_mbart(mbart, text_vocab_size: int | None):

@@ -32,6 +32,7 @@ __all__ = [
     "similarity_from_covariance",
     "procrustes_align",
     "qcp_similarity",
+    "qcp_similarity_row",
 ]
 
 
@@ -150,18 +151,21 @@ def _adjugate_column(m00, m01, m02, m03, m11, m12, m13, m22, m23, m33):
     e0, e1, e2, e3 = (-m01 * c5 + m02 * c4 - m03 * c3, m00 * c5 - m02 * c2 + m03 * c1,
                       -m00 * c4 + m01 * c2 - m03 * c0, m00 * c3 - m01 * c1 + m02 * c0)
     n = e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
-    if n > n_best:
-        b0, b1, b2, b3, n_best = e0, e1, e2, e3, n
+    better = n > n_best  # selects, not branches: the batched QCP loop stays vectorisable
+    b0, b1, b2, b3 = (e0 if better else b0), (e1 if better else b1), (e2 if better else b2), (e3 if better else b3)
+    n_best = n if better else n_best
     e0, e1, e2, e3 = (m31 * s5 - m32 * s4 + m33 * s3, -m30 * s5 + m32 * s2 - m33 * s1,
                       m30 * s4 - m31 * s2 + m33 * s0, -m30 * s3 + m31 * s1 - m32 * s0)
     n = e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
-    if n > n_best:
-        b0, b1, b2, b3, n_best = e0, e1, e2, e3, n
+    better = n > n_best  # selects, not branches: the batched QCP loop stays vectorisable
+    b0, b1, b2, b3 = (e0 if better else b0), (e1 if better else b1), (e2 if better else b2), (e3 if better else b3)
+    n_best = n if better else n_best
     e0, e1, e2, e3 = (-m21 * s5 + m22 * s4 - m23 * s3, m20 * s5 - m22 * s2 + m23 * s1,
                       -m20 * s4 + m21 * s2 - m23 * s0, m20 * s3 - m21 * s1 + m22 * s0)
     n = e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
-    if n > n_best:
-        b0, b1, b2, b3, n_best = e0, e1, e2, e3, n
+    better = n > n_best  # selects, not branches: the batched QCP loop stays vectorisable
+    b0, b1, b2, b3 = (e0 if better else b0), (e1 if better else b1), (e2 if better else b2), (e3 if better else b3)
+    n_best = n if better else n_best
     return b0, b1, b2, b3, n_best
 
 
@@ -222,6 +226,10 @@ def qcp_similarity(sxx, sxy, sxz, syx, syy, syz, szx, szy, szz, gx, gy):
     lam = min(math.sqrt(gx * gy), math.sqrt(-1.5 * c2))
     if lam == 0.0:
         return 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0
+    # Above its largest root the polynomial rises (dp > 0) and Newton settles quadratically. dp <= 0 or no
+    # settling means a (near-)double top root, which rounding can turn into a complex pair that Newton jumps past
+    # onto a smaller root (rank-1 covariances: collinear frames); those cells take the eigensolver.
+    settled = False
     for _ in range(60):
         lam2 = lam * lam
         p = (lam2 + c2) * lam2 + c1 * lam + c0
@@ -231,10 +239,11 @@ def qcp_similarity(sxx, sxy, sxz, syx, syy, syz, szx, szy, szz, gx, gy):
         step = p / dp
         lam -= step
         if abs(step) <= 1e-14 * abs(lam):
+            settled = True
             break
     qw, qx, qy, qz, norm2 = _adjugate_column(n00 - lam, n01, n02, n03, n11 - lam, n12, n13, n22 - lam, n23, n33 - lam)
     scale3 = abs(lam) ** 3
-    if norm2 > 1e-16 * scale3 * scale3 and norm2 > 0.0:
+    if settled and norm2 > 1e-16 * scale3 * scale3 and norm2 > 0.0:
         inv = 1.0 / math.sqrt(norm2)
         qw, qx, qy, qz = qw * inv, qx * inv, qy * inv, qz * inv
     else:  # (near-)repeated top eigenvalue: the adjugate vanishes, solve the 4x4 eigenproblem instead
@@ -244,3 +253,91 @@ def qcp_similarity(sxx, sxy, sxz, syx, syy, syz, szx, szy, szz, gx, gy):
     return (ww + xx - yy - zz, 2.0 * (qx * qy - qw * qz), 2.0 * (qx * qz + qw * qy),
             2.0 * (qx * qy + qw * qz), ww - xx + yy - zz, 2.0 * (qy * qz - qw * qx),
             2.0 * (qx * qz - qw * qy), 2.0 * (qy * qz + qw * qx), ww - xx - yy + zz, scale)
+
+
+#: Newton passes :func:`qcp_similarity_row` runs over a whole row of cells before the cells still moving are
+#: finished one by one (on smooth motion nearly every cell settles within 4-6 passes).
+QCP_ROW_NEWTON_PASSES = 8
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def qcp_similarity_row(cov, gx, gy, n, rot, work):  # pragma: no cover - compiled
+    """:func:`qcp_similarity` for n cells at once, in loops over the cells the compiler vectorises.
+
+    The characteristic polynomial, a fixed number of Newton passes for its largest root and the rotation from the
+    adjugate column run as straight-line code over all cells; the cells these batched steps cannot settle (Newton
+    still moving, a (near-)repeated top eigenvalue, zero spread) are redone one by one by :func:`qcp_similarity`.
+    Each cell gets the scalar method's rotation (the same Newton iterates; a settled cell may take extra steps
+    of relative size ≤ 1e-14). Numba's on-disk cache does not follow inlined code across files: after editing
+    this function, touch ``dtw.py`` (or clear its ``__pycache__``) so the DTW kernels are rebuilt.
+
+    Args:
+        cov: [9, ≥n] cross-covariances, row-major ``S[c, a] = Σ_k x_kc y_ka`` in rows 0..8.
+        gx: ``Σ|x_k|²`` of the (single) centred source frame.
+        gy: [≥n] ``Σ|y_k|²`` of each centred target frame.
+        n: number of cells.
+        rot: [9, ≥n] output, row-major ``scale · R`` per cell (``y ≈ scale · R x``).
+        work: [5, ≥n] scratch.
+    """
+    # 1-D views: the loops below are plain element-wise code over j, which LLVM vectorises
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = cov[0], cov[1], cov[2], cov[3], cov[4], cov[5], cov[6], cov[7], cov[8]
+    r0, r1, r2, r3, r4, r5, r6, r7, r8 = rot[0], rot[1], rot[2], rot[3], rot[4], rot[5], rot[6], rot[7], rot[8]
+    c2s, c1s, c0s, lams, steps = work[0], work[1], work[2], work[3], work[4]
+    for j in range(n):  # characteristic polynomial λ⁴ + c2 λ² + c1 λ + c0 and Newton's start (see qcp_similarity)
+        sxx, sxy, sxz, syx, syy, syz, szx, szy, szz = s0[j], s1[j], s2[j], s3[j], s4[j], s5[j], s6[j], s7[j], s8[j]
+        c2 = -2.0 * (sxx * sxx + sxy * sxy + sxz * sxz + syx * syx + syy * syy + syz * syz + szx * szx + szy * szy
+                     + szz * szz)
+        det_s = sxx * (syy * szz - syz * szy) - sxy * (syx * szz - syz * szx) + sxz * (syx * szy - syy * szx)
+        c2s[j] = c2
+        c1s[j] = -8.0 * det_s
+        c0s[j] = _det4_sym(sxx + syy + szz, syz - szy, szx - sxz, sxy - syx, sxx - syy - szz, sxy + syx, szx + sxz,
+                           -sxx + syy - szz, syz + szy, -sxx - syy + szz)
+        lams[j] = min(math.sqrt(gx * gy[j]), math.sqrt(-1.5 * c2))
+    for _ in range(QCP_ROW_NEWTON_PASSES):
+        for j in range(n):
+            lam = lams[j]
+            lam2 = lam * lam
+            c2 = c2s[j]
+            pv = (lam2 + c2) * lam2 + c1s[j] * lam + c0s[j]
+            dp = (4.0 * lam2 + 2.0 * c2) * lam + c1s[j]
+            step = pv / dp if dp > 0.0 else math.inf  # dp <= 0: a double top root, left to the scalar method
+            lams[j] = lam - step if dp > 0.0 else lam
+            steps[j] = step
+        settled = True
+        for j in range(n):
+            if abs(steps[j]) > 1e-14 * abs(lams[j]):
+                settled = False
+                break
+        if settled:
+            break
+    for j in range(n):  # unit quaternion (into rot[0:4]) = normalised adjugate column of N - λI
+        lam = lams[j]
+        sxx, sxy, sxz, syx, syy, syz, szx, szy, szz = s0[j], s1[j], s2[j], s3[j], s4[j], s5[j], s6[j], s7[j], s8[j]
+        qw, qx, qy, qz, norm2 = _adjugate_column(sxx + syy + szz - lam, syz - szy, szx - sxz, sxy - syx,
+                                                 sxx - syy - szz - lam, sxy + syx, szx + sxz,
+                                                 -sxx + syy - szz - lam, syz + szy, -sxx - syy + szz - lam)
+        scale3 = lam * lam * lam
+        good = (lam > 0.0) & (norm2 > 1e-16 * scale3 * scale3) & (abs(steps[j]) <= 1e-14 * lam)
+        inv = 1.0 / math.sqrt(norm2) if good else 0.0
+        steps[j] = 0.0 if good else 1.0  # reused: 1 marks a cell for the scalar method
+        r0[j], r1[j], r2[j], r3[j] = qw * inv, qx * inv, qy * inv, qz * inv
+    for j in range(n):  # s·R from the quaternion (separate loop: few enough arrays for the compiler's alias checks)
+        sc = lams[j] / gx
+        qw, qx, qy, qz = r0[j], r1[j], r2[j], r3[j]
+        ww, xx, yy, zz = qw * qw, qx * qx, qy * qy, qz * qz
+        r0[j] = sc * (ww + xx - yy - zz)
+        r1[j] = sc * (2.0 * (qx * qy - qw * qz))
+        r2[j] = sc * (2.0 * (qx * qz + qw * qy))
+        r3[j] = sc * (2.0 * (qx * qy + qw * qz))
+        r4[j] = sc * (ww - xx + yy - zz)
+        r5[j] = sc * (2.0 * (qy * qz - qw * qx))
+        r6[j] = sc * (2.0 * (qx * qz - qw * qy))
+        r7[j] = sc * (2.0 * (qy * qz + qw * qx))
+        r8[j] = sc * (ww - xx - yy + zz)
+    for j in range(n):
+        if steps[j] != 0.0:
+            rr = qcp_similarity(s0[j], s1[j], s2[j], s3[j], s4[j], s5[j], s6[j], s7[j], s8[j], gx, gy[j])
+            sc = rr[9]
+            r0[j], r1[j], r2[j] = sc * rr[0], sc * rr[1], sc * rr[2]
+            r3[j], r4[j], r5[j] = sc * rr[3], sc * rr[4], sc * rr[5]
+            r6[j], r7[j], r8[j] = sc * rr[6], sc * rr[7], sc * rr[8]

@@ -29,7 +29,7 @@ from numba import prange
 from soke_lightning.metrics.functional.alignment import (
     centre_on,
     cross_covariance_pairwise,
-    qcp_similarity,
+    qcp_similarity_row,
     similarity_from_covariance,
 )
 
@@ -99,20 +99,44 @@ def _joint_cost_row(a, b, p, i, n, l1, row):  # pragma: no cover - compiled
             row[j] *= inv
 
 
-@numba.njit(cache=True, inline="always")
-def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, row):  # pragma: no cover - compiled
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, work, row):  # pragma: no cover - compiled
     """row[:n] = Procrustes-aligned mean joint distance of prediction frame i of pair p to target frames 0..n-1.
 
     xf [B, Tp, K, 3] / yf [B, K, 3, Tt] centred fit joints, gy [B, Tt] = Σ|y_k|², xe [B, Tp, E, 3] /
-    ye [B, E, 3, Tt] centred evaluated joints; cov [9, ≥n] and rot [9, ≥n] are scratch. Covariances and errors
-    run over contiguous target frames (SIMD), the rotations (QCP) cell by cell.
+    ye [B, E, 3, Tt] centred evaluated joints; cov [9, ≥n], rot [9, ≥n] and work [5, ≥n] are scratch. Covariances,
+    rotations (:func:`qcp_similarity_row`) and errors each run over the whole row of target frames in loops the
+    compiler vectorises.
     """
     nk, ne = xf.shape[2], xe.shape[2]
     for c in range(9):
         for j in range(n):
             cov[c, j] = 0.0
     gx = 0.0
-    for k in range(nk):
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = cov[0], cov[1], cov[2], cov[3], cov[4], cov[5], cov[6], cov[7], cov[8]
+    triples = nk - nk % 3
+    for k in range(0, triples, 3):  # three joints per pass over the row: a third of the covariance loads and stores
+        a0, a1, a2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
+        b0, b1, b2 = xf[p, i, k + 1, 0], xf[p, i, k + 1, 1], xf[p, i, k + 1, 2]
+        e0, e1, e2 = xf[p, i, k + 2, 0], xf[p, i, k + 2, 1], xf[p, i, k + 2, 2]
+        gx += a0 * a0 + a1 * a1 + a2 * a2 + b0 * b0 + b1 * b1 + b2 * b2 + e0 * e0 + e1 * e1 + e2 * e2
+        ya0, ya1, ya2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
+        yb0, yb1, yb2 = yf[p, k + 1, 0], yf[p, k + 1, 1], yf[p, k + 1, 2]
+        ye0, ye1, ye2 = yf[p, k + 2, 0], yf[p, k + 2, 1], yf[p, k + 2, 2]
+        for j in range(n):
+            u0, u1, u2 = ya0[j], ya1[j], ya2[j]
+            v0, v1, v2 = yb0[j], yb1[j], yb2[j]
+            w0, w1, w2 = ye0[j], ye1[j], ye2[j]
+            c0[j] += a0 * u0 + b0 * v0 + e0 * w0
+            c1[j] += a0 * u1 + b0 * v1 + e0 * w1
+            c2[j] += a0 * u2 + b0 * v2 + e0 * w2
+            c3[j] += a1 * u0 + b1 * v0 + e1 * w0
+            c4[j] += a1 * u1 + b1 * v1 + e1 * w1
+            c5[j] += a1 * u2 + b1 * v2 + e1 * w2
+            c6[j] += a2 * u0 + b2 * v0 + e2 * w0
+            c7[j] += a2 * u1 + b2 * v1 + e2 * w1
+            c8[j] += a2 * u2 + b2 * v2 + e2 * w2
+    for k in range(triples, nk):
         x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
         gx += x0 * x0 + x1 * x1 + x2 * x2
         y0, y1, y2 = yf[p, k, 0], yf[p, k, 1], yf[p, k, 2]
@@ -126,20 +150,7 @@ def _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, row):  # pragma:
             cov[6, j] += x2 * y0[j]
             cov[7, j] += x2 * y1[j]
             cov[8, j] += x2 * y2[j]
-    for j in range(n):
-        r00, r01, r02, r10, r11, r12, r20, r21, r22, sc = qcp_similarity(
-            cov[0, j], cov[1, j], cov[2, j], cov[3, j], cov[4, j], cov[5, j], cov[6, j], cov[7, j], cov[8, j],
-            gx, gy[p, j],
-        )
-        rot[0, j] = sc * r00  # scale folded in: s·R
-        rot[1, j] = sc * r01
-        rot[2, j] = sc * r02
-        rot[3, j] = sc * r10
-        rot[4, j] = sc * r11
-        rot[5, j] = sc * r12
-        rot[6, j] = sc * r20
-        rot[7, j] = sc * r21
-        rot[8, j] = sc * r22
+    qcp_similarity_row(cov, gx, gy[p], n, rot, work)
     for j in range(n):
         row[j] = 0.0
     for k in range(ne):
@@ -193,7 +204,7 @@ def _joint_cost_kernel(a, b, lp, lt, l1, out):  # pragma: no cover - compiled
             out[p, i, : lt[p]] = row
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")  # numpy: no zero-division checks, SIMD loops
 def _procrustes_cost_kernel(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cover - compiled
     """Cost matrices of the Procrustes variant (see :func:`_procrustes_cost_row`)."""
     tp = out.shape[1]
@@ -204,7 +215,8 @@ def _procrustes_cost_kernel(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cove
             n = lt[p]
             cov = np.empty((9, n), np.float64)
             rot = np.empty((9, n), np.float64)
-            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, out[p, i])
+            work = np.empty((5, n), np.float64)
+            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, n, cov, rot, work, out[p, i])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -226,20 +238,21 @@ def _joint_dtw_kernel(a, b, lp, lt, l1, out_cost, out_len):  # pragma: no cover 
         out_len[p] = lprev[m - 1]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def _procrustes_dtw_kernel(xf, yf, gy, xe, ye, lp, lt, out_cost, out_len):  # pragma: no cover - compiled
     """Fused Procrustes cost rows + DP, one pair per task."""
     for p in prange(xf.shape[0]):
         n, m = lp[p], lt[p]
         cov = np.empty((9, m), np.float64)
         rot = np.empty((9, m), np.float64)
+        work = np.empty((5, m), np.float64)
         row = np.empty(m, np.float64)
         prev = np.empty(m, np.float64)
         cur = np.empty(m, np.float64)
         lprev = np.empty(m, np.int64)
         lcur = np.empty(m, np.int64)
         for i in range(n):
-            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, m, cov, rot, row)
+            _procrustes_cost_row(xf, yf, gy, xe, ye, p, i, m, cov, rot, work, row)
             _dp_row(i, m, row, prev, cur, lprev, lcur)
             prev, cur = cur, prev
             lprev, lcur = lcur, lprev
