@@ -269,7 +269,8 @@ def write_store_stats(store: str | os.PathLike, split: str = "train", out: str |
     packed = PackedStore(store)
     sp = packed.split(split)
     target = Path(out) if out is not None else packed.root / STATS_FILE
-    mean, std, frames = compute_stats(sp.frames[i:i + _BLOCK] for i in range(0, len(sp.frames), _BLOCK))
+    mean, std, frames = compute_stats((sp.frames[i:i + _BLOCK] for i in range(0, len(sp.frames), _BLOCK)),
+                                      packed.layout)
     save_stats(target, mean, std, frames, source=f"{packed.root}:{split}")
     log.info("wrote normalisation statistics over %d frames of %s/%s to %s", frames, packed.root, split, target)
     return target

@@ -1,12 +1,14 @@
 """The packed store: all frames of a split in one memory-mappable float32 file plus a JSON-lines index.
 
 The official corpora are millions of one-frame pickles; reading them every epoch is hopeless. A store keeps the
-RAW 179-d frames (resampling and length rules happen at load time), so one store serves every experiment.
+RAW frames of its feature layout (179-d SMPL-X by default, see :mod:`soke_lightning.core.feature_layout`;
+resampling and length rules happen at load time), so one store serves every experiment.
 
 Layout::
 
-    STORE/store.json            {"format": "soke-store", "version": 1, "raw_dim": 179, "splits": {...}}
-    STORE/<split>/frames.bin    float32 little-endian, [total_frames, 179], samples back to back
+    STORE/store.json            {"format": "soke-store", "version": 1, "raw_dim": 179, "splits": {...},
+                                 "feature_layout": {...the layout declaration...}}
+    STORE/<split>/frames.bin    float32 little-endian, [total_frames, raw_dim], samples back to back
     STORE/<split>/index.jsonl   one record per sample: name, text, lang, corpus, offset, length, fps, meta
 
 A split is written into a hidden temporary folder and renamed into place only when complete, and store.json is
@@ -25,8 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
+from soke_lightning.core.feature_layout import (
+    FeatureLayout,
+    LayoutError,
+    check_same_layout,
+    load_feature_layout,
+)
 from soke_lightning.core.io import atomic_write_text
-from soke_lightning.core.layout import RAW_DIM
+from soke_lightning.core.languages import register_declared
 
 STORE_FORMAT = "soke-store"
 STORE_VERSION = 1
@@ -46,7 +54,7 @@ class Sample:
         text: spoken-language sentence (or the word, for dictionary samples).
         lang: language key of the registry ("asl", "csl", "dgs").
         corpus: corpus id ("how2sign", "csl_daily", "phoenix14t", "synthsign").
-        frames: float32 array [T, 179] in the official layout.
+        frames: float32 array [T, raw_dim] in the store's feature layout (official SMPL-X: 179).
         fps: frame rate of ``frames``.
         meta: extra JSON-serialisable information (e.g. SynthSign ground truth).
     """
@@ -81,6 +89,18 @@ def read_manifest(path: str | os.PathLike) -> dict:
     return data
 
 
+def manifest_layout(manifest: dict, where: str | os.PathLike = "store.json") -> FeatureLayout:
+    """The feature layout a manifest records (stores written before layouts existed are ``smplx179``)."""
+    try:
+        layout = load_feature_layout(manifest.get("feature_layout"))
+    except LayoutError as err:
+        raise StoreError(f"{where}: its recorded feature layout is invalid: {err}") from None
+    if int(manifest.get("raw_dim", layout.raw_dim)) != layout.raw_dim:
+        raise StoreError(f"{where}: raw_dim {manifest.get('raw_dim')} disagrees with its layout "
+                         f"{layout.describe()} ({layout.raw_dim} values per frame); re-create the store")
+    return layout
+
+
 class SplitWriter:
     """Streams samples of one split to disk; :meth:`commit` makes the split visible atomically.
 
@@ -105,10 +125,12 @@ class SplitWriter:
         self._done = False
 
     def add(self, sample: Sample) -> None:
-        """Append one sample. Its frames must be finite float [T, 179]; names must be unique in the split."""
+        """Append one sample. Its frames must be finite float [T, raw_dim]; names must be unique in the split."""
         frames = np.ascontiguousarray(sample.frames, dtype="<f4")
-        if frames.ndim != 2 or frames.shape[1] != RAW_DIM:
-            raise ValueError(f"sample {sample.name!r}: frames must be [T, {RAW_DIM}], got {frames.shape}")
+        raw_dim = self.store.layout.raw_dim
+        if frames.ndim != 2 or frames.shape[1] != raw_dim:
+            raise ValueError(f"sample {sample.name!r}: frames must be [T, {raw_dim}] (layout "
+                             f"{self.store.layout.name!r}), got {frames.shape}")
         if not np.isfinite(frames).all():
             raise ValueError(f"sample {sample.name!r}: frames contain NaN or inf")
         if sample.name in self._names:
@@ -165,17 +187,23 @@ class StoreWriter:
         root: store directory (created if needed).
         info: free-form provenance written into the manifest (e.g. corpus, generator arguments).
         overwrite: replace splits that already exist instead of raising.
+        layout: feature layout of the frames (name, YAML path or :class:`FeatureLayout`; default ``smplx179``).
+            An existing store keeps its layout; a different one is refused naming both.
     """
 
-    def __init__(self, root: str | os.PathLike, info: dict | None = None, overwrite: bool = False):
+    def __init__(self, root: str | os.PathLike, info: dict | None = None, overwrite: bool = False,
+                 layout: str | FeatureLayout | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.overwrite = overwrite
+        self.layout = load_feature_layout(layout)
         manifest = self.root / MANIFEST
         if manifest.exists():
             self.manifest = read_manifest(self.root)
+            check_same_layout(self.layout, "this writer", manifest_layout(self.manifest), str(manifest))
         else:
-            self.manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "raw_dim": RAW_DIM, "splits": {}}
+            self.manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "raw_dim": self.layout.raw_dim,
+                             "feature_layout": self.layout.spec, "splits": {}}
         if info:
             self.manifest.setdefault("info", {}).update(info)
         atomic_write_text(manifest, json.dumps(self.manifest, indent=2, ensure_ascii=False, sort_keys=True))
@@ -199,7 +227,7 @@ class StoreWriter:
 class StoreSplit(Sequence):
     """Read access to one split: ``split[i]`` returns a :class:`Sample` (frames copied out of the memory map)."""
 
-    def __init__(self, root: Path, name: str):
+    def __init__(self, root: Path, name: str, raw_dim: int = 179):
         self.root = root
         self.name = name
         folder = root / name
@@ -211,15 +239,15 @@ class StoreSplit(Sequence):
             self.records: list[dict] = [json.loads(line) for line in fh if line.strip()]
         total = sum(r["length"] for r in self.records)
         nbytes = frames_path.stat().st_size
-        if nbytes != total * RAW_DIM * 4:
+        if nbytes != total * raw_dim * 4:
             raise StoreError(
-                f"{frames_path}: holds {nbytes} bytes but the index describes {total} frames x {RAW_DIM} float32 "
-                f"= {total * RAW_DIM * 4} bytes; the store is corrupt, re-create it"
+                f"{frames_path}: holds {nbytes} bytes but the index describes {total} frames x {raw_dim} float32 "
+                f"= {total * raw_dim * 4} bytes; the store is corrupt, re-create it"
             )
         self.frames = (
-            np.memmap(frames_path, dtype="<f4", mode="r", shape=(total, RAW_DIM))
+            np.memmap(frames_path, dtype="<f4", mode="r", shape=(total, raw_dim))
             if total
-            else np.zeros((0, RAW_DIM), np.float32)
+            else np.zeros((0, raw_dim), np.float32)
         )
         self._by_name = {r["name"]: i for i, r in enumerate(self.records)}
 
@@ -260,11 +288,14 @@ class StoreSplit(Sequence):
 
 
 class PackedStore:
-    """An opened store: ``store.split("train")[0].frames`` is a [T, 179] float32 array."""
+    """An opened store: ``store.split("train")[0].frames`` is a [T, raw_dim] float32 array (SMPL-X: 179)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
+        self.layout = manifest_layout(self.manifest, self.root / MANIFEST)
+        # A keypoint corpus may declare sign languages and a corpus entry the built-in registry lacks.
+        register_declared(self.manifest.get("info", {}))
         self._splits: dict[str, StoreSplit] = {}
 
     @property
@@ -279,7 +310,7 @@ class PackedStore:
         if name not in self.manifest["splits"]:
             raise StoreError(f"{self.root} has no split {name!r}; it has {list(self.splits)}")
         if name not in self._splits:
-            self._splits[name] = StoreSplit(self.root, name)
+            self._splits[name] = StoreSplit(self.root, name, self.layout.raw_dim)
         return self._splits[name]
 
     def __contains__(self, split: str) -> bool:
