@@ -149,3 +149,12 @@ def register_declared(info: dict) -> None:
         register_language(Language(**entry))
     if info.get("corpus_entry"):
         register_corpus(Corpus(**info["corpus_entry"]))
+
+
+#: The languages built into the registry; any other entry was declared by a corpus.
+BUILTIN_LANGUAGES: frozenset[str] = frozenset(LANGUAGES)
+
+
+def declared_languages() -> dict[str, Language]:
+    """The registered languages that corpora declared (not built in), by key."""
+    return {k: v for k, v in LANGUAGES.items() if k not in BUILTIN_LANGUAGES}

@@ -30,6 +30,7 @@ import numpy as np
 
 from soke_lightning.core.feature_layout import FeatureLayout, LayoutError, load_feature_layout
 from soke_lightning.core.languages import (
+    BUILTIN_LANGUAGES,
     LANGUAGES,
     Corpus,
     data_language,
@@ -280,7 +281,7 @@ def prepare_pose_corpus(root: str | os.PathLike, index: str | os.PathLike, out: 
         except ValueError as err:
             raise PoseCorpusError(f"{index}:{clip.row}: {err}") from None
         languages[lang.key] = lang
-    declared = {k: vars(v) for k, v in languages.items() if k not in ("asl", "csl", "dgs")}
+    declared = {k: vars(v) for k, v in languages.items() if k not in BUILTIN_LANGUAGES}
     for lang in languages.values():
         register_language(lang)
     splits = list(dict.fromkeys(c.split for c in clips))
