@@ -119,3 +119,27 @@ def test_prepare_pose_errors(tmp_path):
         StoreWriter(tmp_path / "s2")  # an SMPL-X writer on a keypoint store is refused, naming both layouts
     with pytest.raises(StoreError, match="holds corpus 'pose'"):
         prepare_pose_corpus(tmp_path / "c", index, tmp_path / "s2", corpus="other")
+
+
+def test_prepare_cli_for_pose_corpora(tmp_path, capsys):
+    import argparse
+
+    from soke_lightning.cli import prepare
+
+    parser = argparse.ArgumentParser()
+    prepare.add_arguments(parser)
+    assert "--index" in parser.format_help() and "holistic" in parser.format_help()
+    index = write_corpus(tmp_path / "c", _rows()[:2])
+    out = tmp_path / "s"
+    assert prepare.run(parser.parse_args(["--corpus", "pose", "--root", str(tmp_path / "c"), "--out", str(out)])) == 2
+    assert "--corpus pose needs --index" in capsys.readouterr().err
+    args = parser.parse_args(["--corpus", "pose", "--root", str(tmp_path / "c"), "--index", str(index),
+                              "--out", str(out), "--layout", "holistic"])
+    assert prepare.run(args) == 0
+    printed = capsys.readouterr().out
+    assert "pose (holistic)" in printed and "['ase', 'gsg']" in printed
+    assert open_store(out).layout.name == "holistic"
+    args = parser.parse_args(["--corpus", "pose", "--root", str(tmp_path / "c"), "--index", str(index),
+                              "--out", str(tmp_path / "s2"), "--layout", "nope"])
+    assert prepare.run(args) == 2
+    assert "unknown feature layout 'nope'" in capsys.readouterr().err
