@@ -30,8 +30,8 @@ def test_shipped_layouts_parse():
     assert (smplx.raw_dim, smplx.feature_dim) == (179, 133)
     assert smplx.streams("soke") == SOKE_LAYOUT
     hol = load_feature_layout("holistic")
-    assert hol.part_points["lhand"] == tuple(range(15, 36)) and len(hol.points) == 57
-    assert hol.raw_dim == 57 * 3 + 57 and [p.dim for p in hol.parts] == [45, 63, 63]
+    assert hol.part_points["lhand"] == tuple(range(19, 40)) and len(hol.points) == 61
+    assert hol.raw_dim == 61 * 3 + 61 and [p.dim for p in hol.parts] == [57, 63, 63]
     assert hol.points[hol.align_points["rhand"]] == ("RIGHT_HAND_LANDMARKS", "WRIST")
     face = load_feature_layout("holistic_face")
     assert [p.name for p in face.parts] == ["body", "face", "lhand", "rhand"] and face.codebook_sizes["face"] == 64

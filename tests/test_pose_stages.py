@@ -83,7 +83,7 @@ def test_both_stages_train_and_score_keypoints(run):
         assert torch.isfinite(stage1[f"val/{name}"]), name
     assert "val/ase/kpe_rhand" in stage1 and "val/mpjpe_body" not in stage1
     tok = SignTokenizer.from_checkpoint(run["stage1"])
-    assert tok.feature_layout.name == "holistic" and tok.feature_dim == 57 * 3
+    assert tok.feature_layout.name == "holistic" and tok.feature_dim == 61 * 3
     metrics = run["test"].trainer.callback_metrics
     for lang in ("ase", "gsg", "all"):
         for part in ("body", "lhand", "rhand", "avg"):
@@ -186,3 +186,10 @@ def test_masked_points_change_neither_losses_nor_metrics(run):
     s3 = score_parts(pred[None], gt[None], None, None, parts, ["dtw_jpe"], target_visible=full[None])
     s4 = score_parts(pred[None], gt[None], None, None, parts, ["dtw_jpe"])
     torch.testing.assert_close(s3, s4)
+
+
+def test_smplx_only_commands_refuse_keypoint_stores(run, capsys):
+    from soke_lightning.cli import baselines
+
+    assert baselines.run(argparse.Namespace(store=str(run["store"]), split="test", json=None)) == 2
+    assert "keypoint layout 'holistic'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from soke_lightning.pipelines.baselines import BASELINES, METRICS, run_baselines
@@ -43,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = run_baselines(args.store, args.split)
+    try:
+        results = run_baselines(args.store, args.split)
+    except ValueError as err:
+        print(f"soke baselines: error: {err}", file=sys.stderr)
+        return 2
     print(f"SynthSign baselines on {args.store} [{args.split}] (accumulated DTW cost in metres; lower is better)")
     print(format_table(results))
     if args.json:

@@ -137,6 +137,10 @@ def score(store: PackedStore, split: str, predictions: dict[str, np.ndarray], ba
 def run_baselines(store_path: str | Path, split: str = "test") -> dict:
     """Score both baselines on ``split``: {baseline: {lang: {part: {metric: value}}}, "dictionary_hit_rate": ...}."""
     store = open_store(store_path)
+    if store.layout.is_keypoints:
+        raise ValueError(f"{store_path}: `soke baselines` scores SMPL-X frames through forward kinematics; this store "
+                         f"has keypoint layout {store.layout.name!r} (scripts/fingerspelling.py shows keypoint "
+                         f"baselines: mean pose and concatenated dictionary codes)")
     results: dict = {"split": split}
     results["mean_pose"] = score(store, split, mean_pose_predictions(store, split))
     preds, hit_rate = dictionary_predictions(store, split)
