@@ -143,3 +143,31 @@ def test_prepare_cli_for_pose_corpora(tmp_path, capsys):
                               "--out", str(tmp_path / "s2"), "--layout", "nope"])
     assert prepare.run(args) == 2
     assert "unknown feature layout 'nope'" in capsys.readouterr().err
+
+
+def test_keypoint_pose_export_round_trip_and_drawing(tmp_path):
+    from pose_format import Pose
+
+    from soke_lightning.render.keypoints import (
+        drawable_points,
+        export_keypoint_pose,
+        keypoint_header,
+        read_keypoint_pose,
+    )
+
+    layout = load_feature_layout("holistic")
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(6, layout.num_points, 3))
+    visible = np.ones((6, layout.num_points), bool)
+    visible[2:4, list(layout.part_points["lhand"])] = False
+    path = export_keypoint_pose(tmp_path / "x.pose", points, layout, 25.0, visible)
+    pose = Pose.read(path.read_bytes())
+    assert [c.points for c in pose.header.components] == [c.points for c in keypoint_header(layout).components]
+    back, seen, fps = read_keypoint_pose(path, layout)
+    assert fps == 25.0 and np.array_equal(seen, visible)
+    np.testing.assert_allclose(back[visible], points[visible], atol=1e-4)
+    with pytest.raises(ValueError, match="not those of layout 'holistic_face'"):
+        read_keypoint_pose(path, load_feature_layout("holistic_face"))
+    drawn = drawable_points(back, seen, layout)  # a missing hand is drawn where it was last seen
+    lhand = list(layout.part_points["lhand"])
+    np.testing.assert_allclose(drawn[2:4, lhand], np.broadcast_to(back[1, lhand], (2, len(lhand), 3)))
