@@ -222,6 +222,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stage2-epochs", type=int, default=30)
     parser.add_argument("--words", type=int, default=60, help="training words per language (val/test: 8 each)")
     parser.add_argument("--skip-stage2", action="store_true")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the letters store and the stage-1 results of an earlier run in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     out = Path(args.out)
@@ -230,10 +232,15 @@ def main(argv=None) -> int:
     if not (lexicon / "index.csv").is_file():
         print(f"fingerspelling: {lexicon / 'index.csv'} not found; pass the unpacked lexicon folder", file=sys.stderr)
         return 2
+    letters = out / "store-letters"
+    ckpt1 = out / "stage1-keypoints-debug" / "checkpoints" / "last.ckpt"
+    if args.resume and (out / "results.json").is_file() and ckpt1.is_file():
+        results = json.loads((out / "results.json").read_text())
+        open_store(letters)  # registers the corpus's languages
+        return run_stage2(args, out, letters, ckpt1, SignTokenizer.from_checkpoint(ckpt1), results)
     results: dict = {"timings_s": {}}
     t = time.perf_counter()
     index = write_index(lexicon, out)
-    letters = out / "store-letters"
     report = prepare_pose_corpus(lexicon, index, letters, layout="holistic", corpus="fingerspelling",
                                  overwrite=True)
     results["prepare"] = {k: {"listed": v.listed, "written": v.written, "frames": v.frames, "skipped": v.skipped}
@@ -249,7 +256,6 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     SokeCLI(args=["fit", *stage1_args])
     results["timings_s"]["stage1_fit"] = time.perf_counter() - t
-    ckpt1 = out / "stage1-keypoints-debug" / "checkpoints" / "last.ckpt"
     t = time.perf_counter()
     test1 = SokeCLI(args=["test", *stage1_args, "--ckpt_path", str(ckpt1)])
     results["timings_s"]["stage1_test"] = time.perf_counter() - t
@@ -259,8 +265,14 @@ def main(argv=None) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     if args.skip_stage2:
         return 0
+    return run_stage2(args, out, letters, ckpt1, tokenizer, results)
 
+
+def run_stage2(args, out: Path, letters: Path, ckpt1: Path, tokenizer: SignTokenizer, results: dict) -> int:
     from soke_lightning.cli import encode
+
+    os.environ["SOKE_OUT"] = str(out)
+    sys.argv = ["soke"]
 
     t = time.perf_counter()
     words, info = compose_words(letters, out / "store-words", {"train": args.words, "val": 4, "test": 8}, seed=0,
