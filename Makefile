@@ -129,7 +129,7 @@ $(FS_LEXICON)/index.csv: | $(STAMP)
 	$(PY) -m zipfile -e $(FS_DATA)/spoken_to_signed-0.4.0-py3-none-any.whl $(FS_DATA)
 
 fingerspelling: $(FS_LEXICON)/index.csv  ## real .pose clips (spoken-to-signed's MIT fingerspelling lexicon, ~96 MB) through both stages: $(OUT)/fingerspelling/results.json
-	OMP_NUM_THREADS=2 $(PY) scripts/fingerspelling.py --lexicon $(FS_LEXICON) --out $(OUT)/fingerspelling
+	OMP_NUM_THREADS=1 $(PY) scripts/fingerspelling.py --lexicon $(FS_LEXICON) --out $(OUT)/fingerspelling
 
 clean:  ## remove outputs and caches (keeps .venv and data)
 	rm -rf $(OUT) .pytest_cache lightning_logs

@@ -1,7 +1,7 @@
 """Real recorded signing through both stages: the fingerspelling lexicon of the MIT-licensed `spoken-to-signed` package.
 
     make fingerspelling                     # pip download + unzip, then this script
-    OMP_NUM_THREADS=2 python scripts/fingerspelling.py --lexicon DIR --out outputs/fingerspelling
+    OMP_NUM_THREADS=1 python scripts/fingerspelling.py --lexicon DIR --out outputs/fingerspelling
 
 ``DIR`` is ``spoken_to_signed/assets/fingerspelling_lexicon`` of the unpacked wheel: 600 `.pose` clips (MediaPipe
 Holistic) of single fingerspelled letters in 19 sign languages, with ``index.csv``. Steps, each timed:
@@ -31,6 +31,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import zlib
@@ -43,8 +44,8 @@ from soke_lightning.cli.lightning import SokeCLI
 from soke_lightning.core.feature_layout import load_feature_layout
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.data.datamodule import SignDataModule
+from soke_lightning.data.normalization import STATS_FILE
 from soke_lightning.data.pose_corpus import prepare_pose_corpus
-from soke_lightning.data.prepare import write_store_stats
 from soke_lightning.data.store import Sample, StoreWriter, open_store
 from soke_lightning.metrics.dtw import SignMotionMetrics
 from soke_lightning.metrics.functional.keypoints import keypoint_errors, keypoint_metric_names
@@ -105,15 +106,20 @@ def mean_pose_kpe(store: Path, tokenizer: SignTokenizer) -> dict:
     dm = SignDataModule([str(store)], eval_batch_size=64, **PROC)
     dm.setup("test")
     norm = tokenizer.normalizer
-    sums = counts = 0
+    sums, counts = {}, {}
+    names = keypoint_metric_names(layout)
     for batch in dm.test_dataloader():
-        m = batch.mask
-        gt = norm.denormalize(batch.poses[m])
-        pred = norm.denormalize(torch.zeros_like(batch.poses[m]))
-        s, c = keypoint_errors(layout, layout.points_of(pred), layout.points_of(gt),
-                               layout.point_mask(batch.feature_mask[m]))
-        sums, counts = sums + s.sum(0), counts + c.sum(0)
-    return {name: float(sums[i] / counts[i]) for i, name in enumerate(keypoint_metric_names(layout))}
+        for b, lang in enumerate(batch.lang):
+            n = int(batch.lengths[b])
+            gt = norm.denormalize(batch.poses[b, :n])
+            pred = norm.denormalize(torch.zeros_like(gt))
+            s, c = keypoint_errors(layout, layout.points_of(pred), layout.points_of(gt),
+                                   layout.point_mask(batch.feature_mask[b, :n]))
+            for key in ("all", lang):
+                sums[key] = sums.get(key, 0) + s.sum(0)
+                counts[key] = counts.get(key, 0) + c.sum(0)
+    return {f"{key}/{name}": float(sums[key][i] / counts[key][i]) for key in sums for i, name in enumerate(names)
+            if counts[key][i] > 0}
 
 
 def compose_words(letters: Path, out: Path, words_per_lang: dict, seed: int, min_letters: int) -> tuple[Path, dict]:
@@ -143,7 +149,8 @@ def compose_words(letters: Path, out: Path, words_per_lang: dict, seed: int, min
                     sw.add(Sample(f"{lang}_{made:03d}", text, lang, "fingerspelling", frames,
                                   pool[lang][word[0]].fps, {"letters": word, "composed_from": "real letter clips"}))
                     made += 1
-    write_store_stats(out, "train")
+    # the words are normalised with stage 1's statistics (those of the letter clips), as the tokenizer expects
+    shutil.copyfile(letters / STATS_FILE, out / STATS_FILE)
     return out, {"languages": langs, "letters_per_language": {k: len(pool[k]) for k in langs}}
 
 
@@ -204,7 +211,7 @@ def media(words: Path, stage2_ckpt: Path, tokenizer: SignTokenizer, out: Path, c
         recon = layout.points_of(norm.denormalize(tokenizer(x[None]).recon[0])).detach().numpy()
         gen, lengths, _ = lm.generate([s.text], [s.lang])
         generated = layout.points_of(gen[0, : int(lengths[0])]).numpy()
-        gt = drawable_points(layout.points_of(feats).numpy(), visible.numpy(), layout)
+        gt = drawable_points(layout.points_of(feats).numpy(), visible, layout)
         stem = out / f"{s.lang}_{s.text.replace(' ', '')}"
         paths.append(str(render_animation([gt, recon, generated], layout.connections, stem.with_suffix(".gif"),
                                           titles=["ground truth (real clips)", "stage-1 reconstruction",
@@ -237,6 +244,8 @@ def main(argv=None) -> int:
     if args.resume and (out / "results.json").is_file() and ckpt1.is_file():
         results = json.loads((out / "results.json").read_text())
         open_store(letters)  # registers the corpus's languages
+        results["stage1"]["mean_pose"] = mean_pose_kpe(letters, SignTokenizer.from_checkpoint(ckpt1))
+        (out / "results.json").write_text(json.dumps(results, indent=2))
         return run_stage2(args, out, letters, ckpt1, SignTokenizer.from_checkpoint(ckpt1), results)
     results: dict = {"timings_s": {}}
     t = time.perf_counter()
@@ -304,6 +313,7 @@ def run_stage2(args, out: Path, letters: Path, ckpt1: Path, tokenizer: SignToken
     results["timings_s"]["stage2_test"] = time.perf_counter() - t
     results["stage2"] = {"generated": {k: v for k, v in metrics_of(test2).items() if k.startswith("test/dtw")},
                          **score_stage2_baselines(words, letters, tokenizer)}
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     t = time.perf_counter()
     results["media"] = media(words, ckpt2, tokenizer, out / "media", 4)
     results["timings_s"]["media"] = time.perf_counter() - t
