@@ -15,7 +15,7 @@ STAGE1_CKPT := $(OUT)/stage1-demo/checkpoints/last.ckpt
 TOKENS := $(OUT)/tokens-demo
 STAGE1_ENV := SOKE_SYNTHSIGN=$(DEMO_DATA) SOKE_OUT=$(OUT)
 
-.PHONY: help install test test-slow test-all lint demo demo-data fonts bench serve clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda claims
+.PHONY: help install test test-slow test-all lint demo demo-data fonts bench serve clean train-stage1 train-stage2 train-backtranslation eval-backtranslation sweep-codebook sweep-lambda claims fingerspelling
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -131,6 +131,16 @@ sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a ser
 sweep-lambda: $(STAMP)  ## stage-2 sweep of lambda x retrieval off/on on SynthSign; first 4 points by default (run_cap), SWEEP_RUNS=10 for all
 	SOKE_OUT=$(OUT) DEMO_DATA=$(DEMO_DATA) VENV=$(VENV) experiments/cluster/sweep.sh experiments/sweeps/lambda.yaml \
 	  $(if $(SWEEP_RUNS),--max-runs $(SWEEP_RUNS))
+
+FS_DATA ?= data/fingerspelling
+FS_LEXICON := $(FS_DATA)/spoken_to_signed/assets/fingerspelling_lexicon
+$(FS_LEXICON)/index.csv: | $(STAMP)
+	mkdir -p $(FS_DATA)
+	$(VENV)/bin/pip download --no-deps --dest $(FS_DATA) spoken-to-signed==0.4.0
+	$(PY) -m zipfile -e $(FS_DATA)/spoken_to_signed-0.4.0-py3-none-any.whl $(FS_DATA)
+
+fingerspelling: $(FS_LEXICON)/index.csv  ## real .pose clips (spoken-to-signed's MIT fingerspelling lexicon, ~96 MB) through both stages: $(OUT)/fingerspelling/results.json
+	OMP_NUM_THREADS=1 $(PY) scripts/fingerspelling.py --lexicon $(FS_LEXICON) --out $(OUT)/fingerspelling
 
 clean:  ## remove outputs and caches (keeps .venv and data)
 	rm -rf $(OUT) .pytest_cache lightning_logs

@@ -138,7 +138,7 @@ def test_train_windows_are_aligned_slices_and_losses_mask_padding():
         TokenizerStage(tok, train_window=30)
     stage = TokenizerStage(tok, train_window=16, velocity_weight=1.0)
     torch.manual_seed(0)
-    poses, lengths, mask = stage._windows(_batch([40, 12], 40))
+    poses, lengths, mask, _ = stage._windows(_batch([40, 12], 40))
     assert poses.shape == (2, 16, 133) and lengths.tolist() == [16, 12]
     start = int(poses[0, 0, 0])
     assert start % 4 == 0 and torch.equal(poses[0, :, 0], torch.arange(start, start + 16, dtype=torch.float32))

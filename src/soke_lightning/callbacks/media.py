@@ -192,16 +192,24 @@ class ValidationMedia(Callback):
 
     def _render(self, trainer: Trainer, pl_module: LightningModule) -> list[dict]:
         backend = getattr(pl_module, "backend", None) or get_joint_backend("builtin")
+        layout = getattr(getattr(pl_module, "tokenizer", None), "feature_layout", None)
+        keypoints = layout is not None and layout.is_keypoints  # points drawn as they are, no kinematics
+        bones = layout.connections if keypoints else backend.bones
+        joint_sets = layout.joint_sets() if keypoints else backend.joint_sets
         root = Path(self.out_dir or Path(trainer.default_root_dir) / "media")
         folder = root / f"step{trainer.global_step:07d}"
         records = []
         for i, sample in enumerate(self._samples):
             with torch.no_grad():
-                joints = [backend.from_features(seq[: self.max_frames].to(_device(backend))).cpu().numpy()
-                          for seq in sample.sequences]
-            path = render_animation(joints, backend.bones, folder / f"{i}_{safe_stem(sample.name)}.gif",
+                if keypoints:
+                    joints = [layout.points_of(seq[: self.max_frames].float().cpu()).numpy()
+                              for seq in sample.sequences]
+                else:
+                    joints = [backend.from_features(seq[: self.max_frames].to(_device(backend))).cpu().numpy()
+                              for seq in sample.sequences]
+            path = render_animation(joints, bones, folder / f"{i}_{safe_stem(sample.name)}.gif",
                                     titles=sample.titles, caption=sample.text, fps=sample.fps,
-                                    joint_sets=backend.joint_sets, height=self.height)
+                                    joint_sets=joint_sets, height=self.height)
             records.append({"step": trainer.global_step, "epoch": trainer.current_epoch, "index": i,
                             "name": sample.name, "lang": sample.lang, "text": sample.text, "path": str(path),
                             "fps": sample.fps})

@@ -34,7 +34,7 @@ LIGHTNING_SUBCOMMANDS: dict[str, str] = {
 #: name -> (module, one-line help). Order is the order shown by `soke --help`.
 TOOLS: dict[str, tuple[str, str]] = {
     "synth": ("soke_lightning.cli.synth", "generate the embedded SynthSign corpus"),
-    "prepare": ("soke_lightning.cli.prepare", "convert an official corpus (How2Sign, CSL-Daily, Phoenix) to a store"),
+    "prepare": ("soke_lightning.cli.prepare", "convert an official corpus or a .pose corpus into a packed store"),
     "data": ("soke_lightning.cli.data", "inspect packed stores (`soke data info STORE`), compute normalisation stats"),
     "baselines": ("soke_lightning.cli.baselines", "score the mean-pose and dictionary baselines"),
     "render": ("soke_lightning.cli.render", "render samples of a store as skeleton animations (GIF)"),

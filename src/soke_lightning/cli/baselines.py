@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from soke_lightning.core.io import atomic_write_text
@@ -59,7 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = run_baselines(args.store, args.split)
+    try:
+        results = run_baselines(args.store, args.split)
+    except ValueError as err:
+        print(f"soke baselines: error: {err}", file=sys.stderr)
+        return 2
     print(f"SynthSign baselines on {args.store} [{args.split}] (accumulated DTW cost in metres; lower is better)")
     print(format_table(results))
     print("SLRTP protocol (FastDTW DTW-MJE in metres, lower is better; ratios: 1 is ideal)")

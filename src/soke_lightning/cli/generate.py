@@ -9,6 +9,10 @@ language, fps; see :func:`soke_lightning.render.exports.export_smplx_npz`) and `
 animation captioned with the text; ground truth | prediction in ``--store`` mode), plus ``.mp4`` with ``--mp4``
 when ffmpeg (imageio-ffmpeg) is available, and one line per sample in ``DIR/index.rank0.jsonl``.
 
+A model trained on a keypoint feature layout (e.g. ``holistic``, from ``soke prepare --corpus pose``) writes
+``DIR/<name>.pose`` (pose-format with the layout's header, readable by pose-viewer), ``.npz`` points and ``.gif``
+drawn from the layout's connections instead (``--formats pose npz gif``; bvh does not apply).
+
 The checkpoint holds the LM and its text tokenizer; the frozen stage-1 tokenizer is read from the path stored in
 it (``--tokenizer`` to point elsewhere) and must still have the hash recorded at training time.
 """
@@ -16,6 +20,7 @@ it (``--tokenizer`` to point elsewhere) and must still have the hash recorded at
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -32,7 +37,9 @@ from soke_lightning.pipelines.generate import (
     check_lengths,
     check_text,
     generate,
+    generate_keypoints,
     store_requests,
+    write_keypoint_outputs,
 )
 from soke_lightning.render.animation import render_animation
 from soke_lightning.retrieval.matcher import INFLECTIONS, KNOWN_WORD_SOURCES, ORDERS, SEPARATORS
@@ -117,9 +124,10 @@ def read_requests(args: argparse.Namespace) -> list[Request]:
 
 
 def run(args: argparse.Namespace) -> int:
-    requests = read_requests(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    # loaded first: the checkpoint registers the sign languages its corpus declared (e.g. ISO 639-3 "ase")
     stage = LMStage.from_checkpoint(args.ckpt, tokenizer_ckpt=args.tokenizer).to(device)
+    requests = read_requests(args)
     prompts = build_prompts(stage, requests, args.dictionary, ckpt=args.ckpt, **retrieval_overrides(args))
     check_lengths(stage, requests, prompts)
     overrides = {"do_sample": args.sample, "temperature": args.temperature}
@@ -132,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator(device=device).manual_seed(args.seed) if args.sample else None
     if generator is not None:
         overrides["generator"] = generator
+    if stage.feature_layout.is_keypoints:
+        return _run_keypoints(args, stage, requests, prompts, overrides)
     predictions = generate(stage, requests, prompts, args.batch_size, **overrides)
     writer = PredictionWriter(args.out, formats=args.formats, backend=stage.hparams.joint_backend)
     writer.out_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +154,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"{p.name:<28}{p.lang:<6}{codes:>6}{p.raw.shape[0]:>8}  {', '.join(str(x) for x in paths)}{stop}")
         print(f"{'':<48}{p.text}")
     print(f"wrote {len(predictions)} sentence(s) to {args.out}")
+    return 0
+
+
+def _run_keypoints(args, stage, requests, prompts, overrides) -> int:
+    layout = stage.feature_layout
+    formats = [f for f in args.formats if f != "bvh"]
+    if len(formats) != len(args.formats):
+        print(f"soke generate: bvh does not apply to keypoint layout {layout.name!r}; skipped", file=sys.stderr)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    print(f"{'name':<28}{'lang':<6}{'codes':>6}{'frames':>8}  files / text")
+    motions = generate_keypoints(stage, requests, prompts, args.batch_size, **overrides)
+    for m in motions:
+        paths = write_keypoint_outputs(args.out, m, layout, formats)
+        stop = "" if m.finished else " (hit max_codes)"
+        print(f"{m.name:<28}{m.lang:<6}{m.codes:>6}{len(m.points):>8}  {', '.join(str(x) for x in paths)}{stop}")
+        print(f"{'':<48}{m.text}")
+    print(f"wrote {len(motions)} sentence(s) to {args.out} (keypoint layout {layout.name!r})")
     return 0
 
 

@@ -6,6 +6,9 @@ Examples::
     soke render STORE --split val --lang csl --n 2 --format mp4 --side-view --out outputs/render
     soke render STORE --names S000286_P0000_T00 --format png --out outputs/render   # contact sheet
     soke render STORE --backend smplx --smplx-dir ~/models/smplx --out outputs/render   # real SMPL-X joints
+
+A store of a keypoint feature layout (``soke prepare --corpus pose``) is drawn from its points and the layout's
+connections (no kinematics; --backend does not apply); a missing point is drawn where it was last seen.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from soke_lightning.core.languages import get_language
 from soke_lightning.data.store import StoreError, open_store
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.render.animation import render_animation, render_still
+from soke_lightning.render.keypoints import drawable_points
 
 log = logging.getLogger(__name__)
 
@@ -60,27 +64,37 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    store = open_store(args.store)  # registers the sign languages a keypoint corpus declares
     if args.lang is not None:
         get_language(args.lang)  # fails with the list of valid keys
-    split = open_store(args.store).split(args.split)
+    split = store.split(args.split)
     indices = select_indices(split, args.n, args.lang, args.names)
-    if args.backend == "smplx":
+    layout = store.layout
+    if layout.is_keypoints:
+        bones, joint_sets = layout.connections, layout.joint_sets()
+    elif args.backend == "smplx":
         backend = get_joint_backend("smplx", model_dir=args.smplx_dir)
     else:
         backend = get_joint_backend("builtin", hand_mean=args.hand_mean)
+    if not layout.is_keypoints:
+        bones, joint_sets = backend.bones, backend.joint_sets
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     for i in tqdm(indices, desc="soke render", unit="sample", disable=len(indices) < 2):
         sample = split[i]
-        with torch.no_grad():
-            joints = backend(torch.from_numpy(sample.frames.astype("float32"))).numpy()
+        if layout.is_keypoints:
+            visible = layout.point_mask(layout.feature_mask(sample.frames))
+            joints = drawable_points(layout.points_of(layout.features(sample.frames)), visible, layout)
+        else:
+            with torch.no_grad():
+                joints = backend(torch.from_numpy(sample.frames.astype("float32"))).numpy()
         title = f"{sample.name}  ({sample.lang}, {sample.num_frames} frames @ {sample.fps:g} fps)"
         stem = out_dir / f"{args.split}_{safe_stem(sample.name)}"
-        common = dict(titles=[title], caption=sample.text, joint_sets=backend.joint_sets, side_view=args.side_view)
+        common = dict(titles=[title], caption=sample.text, joint_sets=joint_sets, side_view=args.side_view)
         if args.format == "png":
-            path = render_still([joints], backend.bones, stem.with_suffix(".png"), height=args.height, **common)
+            path = render_still([joints], bones, stem.with_suffix(".png"), height=args.height, **common)
         else:
-            path = render_animation([joints], backend.bones, stem.with_suffix(f".{args.format}"),
+            path = render_animation([joints], bones, stem.with_suffix(f".{args.format}"),
                                     fps=args.fps or sample.fps, height=args.height, **common)
         print(path)
     return 0

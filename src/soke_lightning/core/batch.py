@@ -12,7 +12,8 @@ class SignBatch:
     """A padded batch of sequences.
 
     Attributes:
-        poses: [B, T, 133] normalised features, zero-padded (in normalised space, i.e. the mean pose).
+        poses: [B, T, D] normalised features (SMPL-X layout: D = 133), zero-padded (in normalised space, i.e. the
+            mean pose).
         lengths: [B] number of valid frames per sample.
         mask: [B, T] True on valid frames.
         text: B spoken-language sentences.
@@ -22,6 +23,8 @@ class SignBatch:
         codes: optional [B, L, P] token codes (stage 2; P parts), padded with -1.
         code_lengths: optional [B] number of valid code steps.
         prompt: optional B encoder prompts (text + retrieval string), set by the retrieval callback.
+        feature_mask: optional bool [B, T, D], False on coordinates of missing keypoints and on padding (keypoint
+            layouts); None when every feature is observed (SMPL-X). Losses and errors skip masked values.
     """
 
     poses: torch.Tensor
@@ -34,6 +37,7 @@ class SignBatch:
     codes: torch.Tensor | None = None
     code_lengths: torch.Tensor | None = None
     prompt: list[str] | None = None
+    feature_mask: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:

@@ -99,3 +99,64 @@ def language_of_tag(tag: str) -> Language:
             return lang
     raise RegistryKeyError(f"no language has tag {tag!r}; known tags: "
                    f"{sorted(t for lg in LANGUAGES.values() for t in (lg.spoken_code, lg.sign_tag))}")
+
+
+#: ISO 639-3 codes are three lower-case letters; a corpus may declare a language the registry lacks with one.
+def _is_iso639_3(code: str) -> bool:
+    return len(code) == 3 and code.isascii() and code.isalpha() and code.islower()
+
+
+def data_language(code: str, spoken_code: str, sign_language: str | None = None) -> Language:
+    """A language declared by a corpus (not built in): ISO 639-3 ``code``, the mBART tag of its texts.
+
+    The sign tag is ``<spoken prefix>_<CODE>`` (e.g. ``en_ASE``); retrieval prompts use the English separator.
+
+    Raises:
+        ValueError naming the code when it is not ISO 639-3 or ``spoken_code`` is not like ``en_XX``.
+    """
+    if not _is_iso639_3(code):
+        raise ValueError(f"sign language {code!r} is neither registered ({sorted(LANGUAGES)}) nor an ISO 639-3 code "
+                         f"(three lower-case letters, e.g. 'ase', 'gsg', 'bfi')")
+    prefix, _, region = spoken_code.partition("_")
+    if len(prefix) != 2 or not region:
+        raise ValueError(f"spoken-language tag {spoken_code!r} of sign language {code!r} must look like 'en_XX'")
+    return Language(code, sign_language or code, prefix, spoken_code, f"{prefix}_{code.upper()}", " Key word {i}, ")
+
+
+def register_language(lang: Language) -> Language:
+    """Add a corpus-declared language to :data:`LANGUAGES` (idempotent for an identical entry).
+
+    Raises:
+        ValueError naming both entries when ``lang.key`` is registered with different tags.
+    """
+    known = LANGUAGES.get(lang.key)
+    if known is not None and known != lang:
+        raise ValueError(f"language {lang.key!r} is registered as {known} but a corpus declares {lang}")
+    LANGUAGES[lang.key] = lang
+    return lang
+
+
+def register_corpus(corpus: Corpus) -> Corpus:
+    """Add a corpus declared by a store (e.g. a `.pose` corpus) to :data:`CORPORA` (idempotent)."""
+    known = CORPORA.get(corpus.name)
+    if known is not None and known != corpus:
+        raise ValueError(f"corpus {corpus.name!r} is registered as {known} but a store declares {corpus}")
+    CORPORA[corpus.name] = corpus
+    return corpus
+
+
+def register_declared(info: dict) -> None:
+    """Register the languages and the corpus a store's manifest ``info`` declares (``languages`` / ``corpus_entry``)."""
+    for entry in (info.get("languages") or {}).values():
+        register_language(Language(**entry))
+    if info.get("corpus_entry"):
+        register_corpus(Corpus(**info["corpus_entry"]))
+
+
+#: The languages built into the registry; any other entry was declared by a corpus.
+BUILTIN_LANGUAGES: frozenset[str] = frozenset(LANGUAGES)
+
+
+def declared_languages() -> dict[str, Language]:
+    """The registered languages that corpora declared (not built in), by key."""
+    return {k: v for k, v in LANGUAGES.items() if k not in BUILTIN_LANGUAGES}

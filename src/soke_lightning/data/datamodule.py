@@ -41,8 +41,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from soke_lightning.core.batch import SignBatch
+from soke_lightning.core.feature_layout import FeatureLayout, check_same_layout
 from soke_lightning.core.languages import LANGUAGES, get_corpus
-from soke_lightning.core.layout import FEATURE_DIM, raw_to_features
 from soke_lightning.data.normalization import EPS, STATS_FILE, Normalizer
 from soke_lightning.data.processing import TemporalProcessing
 from soke_lightning.data.sampler import LanguageBalancedSampler, SkipTrainedBatches, world_and_rank
@@ -59,13 +59,15 @@ class SignItem:
     """One processed sample, as returned by :class:`SignDataset`.
 
     Attributes:
-        poses: [T, 133] normalised features after the temporal rule (T in [min_len, max_len], T % unit_len == 0).
+        poses: [T, D] normalised features after the temporal rule (T in [min_len, max_len], T % unit_len == 0);
+            D is the feature layout's size (SMPL-X: 133). Missing keypoints are 0 (the mean).
         name: sample name (unique within its store split).
         text: spoken-language sentence.
         lang: language key ("asl", "csl", "dgs").
         corpus: corpus id.
         fps: frame rate of ``poses`` (after the fps cap).
         codes: [L, P] motion-token codes from the token cache (stage 2), else None.
+        feature_mask: bool [T, D], False on coordinates of missing keypoints (keypoint layouts), else None.
     """
 
     poses: torch.Tensor
@@ -75,6 +77,7 @@ class SignItem:
     corpus: str
     fps: float
     codes: torch.Tensor | None = None
+    feature_mask: torch.Tensor | None = None
 
 
 def collate(items: Sequence[SignItem]) -> SignBatch:
@@ -99,10 +102,20 @@ def collate(items: Sequence[SignItem]) -> SignBatch:
         codes = torch.from_numpy(padded)
     lengths = torch.tensor([it.poses.shape[0] for it in items], dtype=torch.long)
     # Filled in numpy: torch's parallel fill/copy kernels are far slower on a few busy cores (see __getitem__).
-    poses = np.zeros((len(items), int(lengths.max()), FEATURE_DIM), dtype=np.float32)
+    dims = {it.poses.shape[1] for it in items}
+    if len(dims) != 1:
+        raise ValueError(f"collate: items have feature sizes {sorted(dims)}; every store of a batch must share one "
+                         f"feature layout")
+    poses = np.zeros((len(items), int(lengths.max()), dims.pop()), dtype=np.float32)
     for i, it in enumerate(items):
         poses[i, : it.poses.shape[0]] = it.poses.numpy()
     mask = torch.arange(poses.shape[1])[None, :] < lengths[:, None]
+    feature_mask = None
+    if items[0].feature_mask is not None:
+        fm = np.zeros(poses.shape, dtype=bool)
+        for i, it in enumerate(items):
+            fm[i, : it.poses.shape[0]] = it.feature_mask.numpy()
+        feature_mask = torch.from_numpy(fm)
     return SignBatch(
         poses=torch.from_numpy(poses),
         lengths=lengths,
@@ -113,6 +126,7 @@ def collate(items: Sequence[SignItem]) -> SignBatch:
         corpus=[it.corpus for it in items],
         codes=codes,
         code_lengths=code_lengths,
+        feature_mask=feature_mask,
         extra={"fps": [it.fps for it in items]},
     )
 
@@ -149,6 +163,9 @@ class SignDataset(Dataset):
         self._splits: list[StoreSplit | None] = list(splits)
         self.records = [sp.records for sp in splits]
         self.normalizer = normalizer
+        self.layout: FeatureLayout = normalizer.layout
+        for sp in splits:
+            check_same_layout(open_store(sp.root).layout, f"store {sp.root}", self.layout, "the normaliser")
         # Normalise in numpy with the normaliser's float32 buffers: identical arithmetic to Normalizer.normalize,
         # but no torch intra-op thread pool, which costs milliseconds per small tensor when cores are busy.
         self._mean = normalizer.mean.detach().cpu().numpy().astype(np.float32)
@@ -240,7 +257,10 @@ class SignDataset(Dataset):
         rng = np.random.default_rng(int(torch.randint(2**62, ()))) if self.random_crop or augment else None
         idx = self.processing.indices(int(r["length"]), float(r["fps"]), cap, rng if self.random_crop else None)
         raw = np.asarray(self._split(s).frames[r["offset"] + idx], dtype=np.float32)
-        poses = (raw_to_features(raw) - self._mean) / self._scale
+        poses = (self.layout.features(raw) - self._mean) / self._scale
+        feature_mask = self.layout.feature_mask(raw)
+        if feature_mask is not None:
+            poses = poses * feature_mask  # a missing point sits at the mean: 0 in normalised space
         return SignItem(
             poses=torch.from_numpy(poses),
             name=r["name"],
@@ -249,6 +269,7 @@ class SignDataset(Dataset):
             corpus=r["corpus"],
             fps=self.processing.output_fps(float(r["fps"]), cap),
             codes=None if self.tokens is None else self._codes(f"{r['corpus']}/{r['name']}", rng if augment else None),
+            feature_mask=None if feature_mask is None else torch.from_numpy(feature_mask),
         )
 
 
@@ -339,8 +360,12 @@ class SignDataModule(LightningDataModule):
         if not stores:
             raise ValueError("SignDataModule: `stores` is empty; give at least one store directory")
         self.stores = [str(s) for s in stores]
+        self._stores: list[PackedStore] | None = None
         if languages is not None:
             unknown = [x for x in languages if x not in LANGUAGES]
+            if unknown and all((Path(s) / "store.json").is_file() for s in self.stores):
+                self._open_stores()  # stores of keypoint corpora declare their own languages
+                unknown = [x for x in languages if x not in LANGUAGES]
             if unknown:
                 raise ValueError(
                     f"SignDataModule: unknown languages {unknown} in `languages`; valid: {sorted(LANGUAGES)}"
@@ -374,7 +399,6 @@ class SignDataModule(LightningDataModule):
         self.code_unit = code_unit
         self.code_drop_prob = code_drop_prob
         self._token_cache: TokenCache | None = None
-        self._stores: list[PackedStore] | None = None
         self._normalizer: Normalizer | None = None
         self.datasets: dict[str, SignDataset] = {}
 
@@ -397,8 +421,16 @@ class SignDataModule(LightningDataModule):
                     + f"; compute them with `soke data stats {self.stores[0]}` or set `normalization` to a file "
                     "or to a directory with the official mean.pt/std.pt"
                 )
-            self._normalizer = Normalizer.from_file(path)
+            self._normalizer = Normalizer.from_file(path, self.feature_layout)
         return self._normalizer
+
+    @property
+    def feature_layout(self) -> FeatureLayout:
+        """The stores' feature layout (every store must have the same one; the error names both)."""
+        stores = self._open_stores()
+        for store in stores[1:]:
+            check_same_layout(store.layout, f"store {store.root}", stores[0].layout, f"store {stores[0].root}")
+        return stores[0].layout
 
     @property
     def languages(self) -> list[str]:

@@ -357,7 +357,7 @@ def write_store_stats(store: str | os.PathLike, split: str = "train", out: str |
     if not len(sp.frames):
         raise StoreError(f"{sp.folder}: split {split!r} has no frames, so no statistics can be computed; pick a split "
                          f"with samples (--split)")
-    mean, std, frames = compute_stats(_finite_blocks(sp))
+    mean, std, frames = compute_stats(_finite_blocks(sp), packed.layout)
     save_stats(target, mean, std, frames, source=f"{packed.root}:{split}")
     log.info("wrote normalisation statistics over %d frames of %s/%s to %s", frames, packed.root, split, target)
     return target

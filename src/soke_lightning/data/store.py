@@ -5,8 +5,9 @@ RAW 179-d frames (resampling and length rules happen at load time), so one store
 
 Layout::
 
-    STORE/store.json            {"format": "soke-store", "version": 1, "raw_dim": 179, "splits": {...}, "info": {...}}
-    STORE/<dir>/frames.bin      float32 little-endian, [total_frames, 179], samples back to back
+    STORE/store.json            {"format": "soke-store", "version": 1, "raw_dim": 179, "splits": {...}, "info": {...},
+                                 "feature_layout": {...the layout declaration...}}
+    STORE/<dir>/frames.bin      float32 little-endian, [total_frames, raw_dim], samples back to back
     STORE/<dir>/index.jsonl     one record per sample: name, text, lang, corpus, offset, length, fps, meta
 
 ``<dir>`` is the split's folder named by its manifest entry (``<split>``, or ``<split>.1`` after an odd number of
@@ -42,8 +43,14 @@ from pathlib import Path
 import numpy as np
 
 from soke_lightning.core.errors import SokeError
+from soke_lightning.core.feature_layout import (
+    FeatureLayout,
+    LayoutError,
+    check_same_layout,
+    load_feature_layout,
+)
 from soke_lightning.core.io import atomic_write_text, exclusive_lock, fault_point, fsync_dir
-from soke_lightning.core.layout import RAW_DIM
+from soke_lightning.core.languages import register_declared
 
 STORE_FORMAT = "soke-store"
 STORE_VERSION = 1
@@ -157,6 +164,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def manifest_layout(manifest: dict, where: str | os.PathLike = "store.json") -> FeatureLayout:
+    """The feature layout a manifest records (stores written before layouts existed are ``smplx179``)."""
+    try:
+        layout = load_feature_layout(manifest.get("feature_layout"))
+    except LayoutError as err:
+        raise StoreError(f"{where}: its recorded feature layout is invalid: {err}") from None
+    if int(manifest.get("raw_dim", layout.raw_dim)) != layout.raw_dim:
+        raise StoreError(f"{where}: raw_dim {manifest.get('raw_dim')} disagrees with its layout "
+                         f"{layout.describe()} ({layout.raw_dim} values per frame); re-create the store")
+    return layout
+
+
 class SplitWriter:
     """Streams samples of one split to disk; :meth:`commit` makes the split visible atomically.
 
@@ -191,10 +210,12 @@ class SplitWriter:
         self._done = False
 
     def add(self, sample: Sample) -> None:
-        """Append one sample. Its frames must be finite float [T, 179]; names must be unique in the split."""
+        """Append one sample. Its frames must be finite float [T, raw_dim]; names must be unique in the split."""
         frames = np.ascontiguousarray(sample.frames, dtype="<f4")
-        if frames.ndim != 2 or frames.shape[1] != RAW_DIM:
-            raise ValueError(f"sample {sample.name!r}: frames must be [T, {RAW_DIM}], got {frames.shape}")
+        raw_dim = self.store.layout.raw_dim
+        if frames.ndim != 2 or frames.shape[1] != raw_dim:
+            raise ValueError(f"sample {sample.name!r}: frames must be [T, {raw_dim}] (layout "
+                             f"{self.store.layout.name!r}), got {frames.shape}")
         if not np.isfinite(frames).all():
             raise ValueError(f"sample {sample.name!r}: frames contain NaN or inf")
         if sample.name in self._names:
@@ -264,22 +285,28 @@ class StoreWriter:
         info: free-form provenance written into the manifest (e.g. corpus, generator arguments).
         overwrite: replace splits that already exist instead of raising.
         lock_timeout: seconds to wait for another writer's commit before giving up with a clear error.
+        layout: feature layout of the frames (name, YAML path or :class:`FeatureLayout`; default ``smplx179``).
+            An existing store keeps its layout; a different one is refused naming both.
     """
 
     def __init__(self, root: str | os.PathLike, info: dict | None = None, overwrite: bool = False,
-                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT):
+                 lock_timeout: float = DEFAULT_LOCK_TIMEOUT, layout: str | FeatureLayout | None = None):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.overwrite = overwrite
         self.lock_timeout = lock_timeout
         self.info = dict(info or {})
+        self.layout = load_feature_layout(layout)
         self.manifest = self._read()
 
     def _read(self) -> dict:
         if (self.root / MANIFEST).exists():
             manifest = read_manifest(self.root, require_splits=False)
+            check_same_layout(self.layout, "this writer", manifest_layout(manifest, self.root / MANIFEST),
+                              str(self.root / MANIFEST))
         else:
-            manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "raw_dim": RAW_DIM, "splits": {}}
+            manifest = {"format": STORE_FORMAT, "version": STORE_VERSION, "raw_dim": self.layout.raw_dim,
+                        "feature_layout": self.layout.spec, "splits": {}}
         if self.info:
             manifest.setdefault("info", {}).update(self.info)
         return manifest
@@ -363,8 +390,9 @@ class StoreSplit(Sequence):
     docstring); reading a sample refuses non-finite frames.
     """
 
-    def __init__(self, root: Path, name: str, entry: dict | None = None):
+    def __init__(self, root: Path, name: str, entry: dict | None = None, raw_dim: int = 179):
         self.root = root
+        self.raw_dim = raw_dim
         self.name = name
         self.entry = dict(entry or {})
         self.folder = root / self.entry.get("dir", name)
@@ -376,19 +404,19 @@ class StoreSplit(Sequence):
         self.records: list[dict] = self._read_index()
         total = self._offsets_end
         nbytes = self.frames_path.stat().st_size
-        if nbytes != total * RAW_DIM * 4:
+        if nbytes != total * raw_dim * 4:
             raise StoreError(
-                f"{self.frames_path}: holds {nbytes} bytes but the index describes {total} frames x {RAW_DIM} "
-                f"float32 = {total * RAW_DIM * 4} bytes; the store is corrupt: {rebuild_hint(name)}"
+                f"{self.frames_path}: holds {nbytes} bytes but the index describes {total} frames x {raw_dim} "
+                f"float32 = {total * raw_dim * 4} bytes; the store is corrupt: {rebuild_hint(name)}"
             )
         for key, have in (("samples", len(self.records)), ("frames", total)):
             if key in self.entry and self.entry[key] != have:
                 raise StoreError(f"{self.index_path}: {have} {key} but {root / MANIFEST} records {self.entry[key]}; "
                                  f"the split does not match its manifest entry: {rebuild_hint(name)}")
         self.frames = (
-            np.memmap(self.frames_path, dtype="<f4", mode="r", shape=(total, RAW_DIM))
+            np.memmap(self.frames_path, dtype="<f4", mode="r", shape=(total, raw_dim))
             if total
-            else np.zeros((0, RAW_DIM), np.float32)
+            else np.zeros((0, raw_dim), np.float32)
         )
 
     def _read_index(self) -> list[dict]:
@@ -537,6 +565,9 @@ class PackedStore:
         self.manifest = read_manifest(self.root)
         for name in self.manifest["splits"]:
             _check_split_name(name)
+        self.layout = manifest_layout(self.manifest, self.root / MANIFEST)
+        # A keypoint corpus may declare sign languages and a corpus entry the built-in registry lacks.
+        register_declared(self.manifest.get("info", {}))
         self._splits: dict[str, StoreSplit] = {}
 
     @property
@@ -551,7 +582,7 @@ class PackedStore:
         if name not in self.manifest["splits"]:
             raise StoreError(f"{self.root}: no split {name!r}; it has {', '.join(self.splits)}")
         if name not in self._splits:
-            split = StoreSplit(self.root, name, self.manifest["splits"][name])
+            split = StoreSplit(self.root, name, self.manifest["splits"][name], self.layout.raw_dim)
             problems = split.verify() if self.verify else []
             if problems:
                 raise StoreError(f"{problems[0]}; {rebuild_hint(name)}")

@@ -92,6 +92,7 @@ class SignMotionMetrics(Metric):
         target_lengths: torch.Tensor | None,
         langs: Sequence[str],
         names: Sequence[str],
+        target_visible: torch.Tensor | None = None,
     ) -> None:
         """Score one batch.
 
@@ -101,6 +102,8 @@ class SignMotionMetrics(Metric):
             pred_lengths, target_lengths: [B] valid frame counts (None: full length).
             langs: B language keys.
             names: B globally unique sample names (e.g. ``SignBatch.keys``), used to drop DDP padding repeats.
+            target_visible: optional bool [B, Tt, J]: ground-truth points that were seen (keypoint corpora); missing
+                ones are left out of every frame cost (:func:`score_parts`).
         """
         bsz = pred_joints.shape[0]
         if len(langs) != bsz or len(names) != bsz:
@@ -109,7 +112,7 @@ class SignMotionMetrics(Metric):
         if bad:
             raise KeyError(f"languages {bad} are not scored by this metric; it scores {list(self.languages)}")
         scores = score_parts(pred_joints, target_joints, pred_lengths, target_lengths, self.parts, self.variants,
-                             self.engine).to(self.device)
+                             self.engine, target_visible).to(self.device)
         self.score.append(scores)
         self.key.append(torch.tensor([name_hash(n) for n in names], dtype=torch.int64, device=self.device))
         self.lang.append(torch.tensor([self.languages.index(lang) for lang in langs], dtype=torch.int64,

@@ -2,7 +2,9 @@
 
 :class:`CodeHistogram` counts the codes of one part over an epoch and computes perplexity and usage;
 :class:`GroupedFrameMean` averages per-frame joint errors (from
-:func:`soke_lightning.metrics.functional.reconstruction.joint_errors`) per group (language) and metric.
+:func:`soke_lightning.metrics.functional.reconstruction.joint_errors`) per group (language) and metric;
+:class:`GroupedPointMean` averages keypoint errors (sums and counts from
+:func:`soke_lightning.metrics.functional.keypoints.keypoint_errors`) per group and metric.
 """
 
 from __future__ import annotations
@@ -66,3 +68,36 @@ class GroupedFrameMean(Metric):
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(means [G, M] (NaN where a group has no frame), counts [G])."""
         return self.sums / self.counts[:, None], self.counts
+
+
+class GroupedPointMean(Metric):
+    """Per-group means of summed point errors: sum states [G, M] of errors and of counted points (DDP-correct).
+
+    Unlike :class:`GroupedFrameMean`, each metric has its own count, so points left out (missing keypoints) do not
+    dilute the mean.
+
+    Example:
+        >>> import torch
+        >>> metric = GroupedPointMean(num_groups=1, num_metrics=2)
+        >>> metric.update(torch.tensor([[3.0, 1.0], [1.0, 0.0]]), torch.tensor([[3.0, 1.0], [1.0, 0.0]]),
+        ...               torch.tensor([0, 0]))
+        >>> means, counts = metric.compute()
+        >>> means.tolist(), counts.tolist()
+        ([[1.0, 1.0]], [[4.0, 1.0]])"""
+
+    full_state_update = False
+
+    def __init__(self, num_groups: int, num_metrics: int):
+        super().__init__()
+        self.add_state("sums", default=torch.zeros(num_groups, num_metrics, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(num_groups, num_metrics, dtype=torch.float64),
+                       dist_reduce_fx="sum")
+
+    def update(self, sums: torch.Tensor, counts: torch.Tensor, groups: torch.Tensor) -> None:
+        """sums [N, M] and counts [N, M] per frame, groups [N] group index per frame."""
+        self.sums.index_add_(0, groups, sums.to(self.sums.dtype))
+        self.counts.index_add_(0, groups, counts.to(self.counts.dtype))
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(means [G, M] (NaN where nothing was counted), counts [G, M])."""
+        return self.sums / self.counts, self.counts

@@ -1,6 +1,9 @@
 """The sign tokenizer: one part VQ-VAE per stream of a pose layout (SOKE's decoupled DETO, or the coupled baseline).
 
-Features in and out are the NORMALISED 133-d vectors of the DataModule; the tokenizer carries the normalisation
+Features in and out are the NORMALISED feature vectors of the DataModule (SMPL-X: 133-d; a keypoint feature layout
+such as ``holistic``: its points' coordinates; see :mod:`soke_lightning.core.feature_layout`). A tokenizer of a
+non-default feature layout records the layout's whole declaration in its config, so its checkpoint is
+self-contained and a store or stage-2 run with another layout is refused by name; the tokenizer carries the normalisation
 statistics (``tokenizer.normalizer``, buffers) so a checkpoint is self-contained for denormalising.
 
 Checkpoint contract (stage 2 and `soke encode` rely on it): a checkpoint file holds
@@ -20,8 +23,8 @@ import torch
 from torch import nn
 
 from soke_lightning.core.errors import CheckpointError
+from soke_lightning.core.feature_layout import DEFAULT_LAYOUT, FeatureLayout, load_feature_layout
 from soke_lightning.core.io import load_checkpoint
-from soke_lightning.core.layout import get_layout
 from soke_lightning.data.normalization import Normalizer
 from soke_lightning.models.generation import GenerationResult
 from soke_lightning.models.vqvae import VQVAE, VQVAEConfig, VQVAEOutput, code_lengths
@@ -60,8 +63,11 @@ class SignTokenizer(nn.Module):
     """Part VQ-VAEs over a pose layout; all parts share sizes except their codebooks.
 
     Args:
-        layout: "soke" (body 43 / lhand 45 / rhand 45) or "coupled" (one stream of 133).
-        codebook_sizes: codes per part; defaults to 96/192/192 (soke) or 512 (coupled).
+        layout: "soke" (the feature layout's declared parts; SMPL-X: body 43 / lhand 45 / rhand 45) or "coupled"
+            (one stream ``all`` over every feature).
+        codebook_sizes: codes per part; defaults to the feature layout's (SMPL-X: 96/192/192) or 512 (coupled).
+        features: the feature layout: a shipped name ("smplx179", "holistic", ...), a YAML path, or a recorded
+            declaration (dict, as stored in checkpoints).
         width, code_dim, depth, down_t, stride_t, dilation_growth_rate, activation, norm: VQ-VAE sizes
             (see :class:`VQVAEConfig`).
         decay, reset, mask_padding, seed: quantizer options (see :class:`EMAResetQuantizer`).
@@ -70,23 +76,31 @@ class SignTokenizer(nn.Module):
     def __init__(self, layout: str = "soke", codebook_sizes: dict[str, int] | None = None, width: int = 512,
                  code_dim: int = 512, depth: int = 3, down_t: int = 2, stride_t: int = 2,
                  dilation_growth_rate: int = 3, activation: str = "relu", norm: str = "none", decay: float = 0.99,
-                 reset: str = "random", mask_padding: bool = True, seed: int = 0):
+                 reset: str = "random", mask_padding: bool = True, seed: int = 0,
+                 features: str | dict | FeatureLayout = DEFAULT_LAYOUT):
         super().__init__()
-        self.layout = get_layout(layout)
-        sizes = dict(DEFAULT_CODEBOOKS.get(layout, {}) if codebook_sizes is None else codebook_sizes)
+        self.feature_layout = load_feature_layout(features)
+        if layout not in ("soke", "coupled"):
+            raise ValueError(f"layout must be 'soke' (the feature layout's parts) or 'coupled', got {layout!r}")
+        self.layout = self.feature_layout.streams(layout)
+        default = self.feature_layout.codebook_sizes if layout == "soke" else DEFAULT_CODEBOOKS["coupled"]
+        sizes = dict(default if codebook_sizes is None else codebook_sizes)
         if sorted(sizes) != sorted(self.layout.part_names):
-            raise ValueError(f"codebook_sizes must name exactly the parts of layout {layout!r} "
-                             f"{list(self.layout.part_names)}, got {sorted(sizes)}")
+            raise ValueError(f"codebook_sizes must name exactly the parts of layout {layout!r} of feature layout "
+                             f"{self.feature_layout.name!r} {list(self.layout.part_names)}, got {sorted(sizes)}")
         self.config = dict(layout=layout, codebook_sizes={p: int(sizes[p]) for p in self.layout.part_names},
                            width=width, code_dim=code_dim, depth=depth, down_t=down_t, stride_t=stride_t,
                            dilation_growth_rate=dilation_growth_rate, activation=activation, norm=norm, decay=decay,
                            reset=reset, mask_padding=mask_padding, seed=seed)
-        shared = {k: v for k, v in self.config.items() if k not in ("layout", "codebook_sizes", "seed")}
+        if self.feature_layout.name != DEFAULT_LAYOUT:
+            # the whole declaration: a checkpoint must rebuild the layout without the user's YAML file
+            self.config["features"] = self.feature_layout.spec
+        shared = {k: v for k, v in self.config.items() if k not in ("layout", "codebook_sizes", "seed", "features")}
         self.vaes = nn.ModuleDict({
             part.name: VQVAE(VQVAEConfig(in_dim=part.dim, codebook_size=sizes[part.name], seed=seed + i, **shared))
             for i, part in enumerate(self.layout.parts)
         })
-        self.normalizer = Normalizer()
+        self.normalizer = Normalizer(layout=self.feature_layout)
 
     # ----------------------------------------------------------------------------------------------- properties
     @property

@@ -213,6 +213,10 @@ def run_baselines(store_path: str | Path, split: str = "test") -> dict:
         {lang: {score: value}}}} with systems :data:`SLRTP_SYSTEMS`.
     """
     store = open_store(store_path)
+    if store.layout.is_keypoints:
+        raise ValueError(f"{store_path}: `soke baselines` scores SMPL-X frames through forward kinematics; this store "
+                         f"has keypoint layout {store.layout.name!r} (scripts/fingerspelling.py shows keypoint "
+                         f"baselines: mean pose and concatenated dictionary codes)")
     results: dict = {"split": split}
     mean_pose = mean_pose_predictions(store, split)
     results["mean_pose"] = score(store, split, mean_pose)

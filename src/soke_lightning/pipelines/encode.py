@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from soke_lightning.core.feature_layout import check_same_layout
 from soke_lightning.core.io import safe_stem
 from soke_lightning.data.datamodule import split_datasets
 from soke_lightning.data.encoding import encode_dataset
@@ -101,6 +102,11 @@ def encode_to_cache(tokenizer_ckpt: str | Path, dm, out: str | Path, *, splits: 
     """
     device = torch.device(device)
     tokenizer = SignTokenizer.from_checkpoint(tokenizer_ckpt)
+    check_same_layout(dm.feature_layout, f"the data {list(dm.stores)}", tokenizer.feature_layout,
+                      f"the tokenizer {tokenizer_ckpt}")
+    if preview > 0 and tokenizer.feature_layout.is_keypoints:
+        raise ValueError(f"--preview draws through forward kinematics; the tokenizer's layout "
+                         f"{tokenizer.feature_layout.name!r} is keypoints: use `soke render` on the store instead")
     digest = tokenizer_hash(tokenizer)
     tokenizer.to(device)
     renormalize = renormalizer(dm, tokenizer, device)

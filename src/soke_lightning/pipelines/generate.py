@@ -1,5 +1,9 @@
 """Text -> sign-language motion with a trained stage-2 checkpoint (the pipeline behind `soke generate`).
 
+Keypoint feature layouts (e.g. ``holistic``) have no official frames: :func:`generate_keypoints` returns points and
+:func:`write_keypoint_outputs` writes ``.pose`` files with the layout's header, ``.npz`` points and GIFs drawn from
+the layout's connections.
+
 Requests (:class:`~soke_lightning.core.types.Request`) come from sentences or a store split; prompts are the
 sentences, plus their retrieval string when a dictionary is given; :func:`generate` returns one
 :class:`~soke_lightning.core.types.MotionPrediction` per request in official frames. The checkpoint holds the LM and
@@ -10,17 +14,22 @@ must still have the hash recorded at training time.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from soke_lightning.callbacks.retrieval import saved_frequency
 from soke_lightning.core.errors import SokeError
+from soke_lightning.core.io import atomic_write, safe_stem
 from soke_lightning.core.languages import LANGUAGES
 from soke_lightning.core.types import MotionPrediction, Request
 from soke_lightning.data.processing import length_indices
 from soke_lightning.data.store import open_store
+from soke_lightning.render.animation import render_animation
+from soke_lightning.render.keypoints import drawable_points, export_keypoint_pose
 from soke_lightning.retrieval import DictionaryError, RetrievedEntry, SignDictionary, build_prompt
 
 log = logging.getLogger(__name__)
@@ -172,3 +181,68 @@ def generate(stage, requests: list[Request], prompts: list[str], batch_size: int
                                           fps=r.fps, reference_raw=r.reference_raw)
             out.append((prediction, int(result.lengths[i]), bool(result.finished[i])))
     return out
+
+
+@dataclass
+class KeypointMotion:
+    """One generated motion of a keypoint layout.
+
+    Attributes:
+        name, text, lang, fps: as in the request.
+        points: [T, K, 3] generated points (normalised layout units).
+        reference: optional ([T', K, 3] points, [T', K] visible) ground truth from a store.
+        codes: code steps generated; finished: the model emitted its end token.
+    """
+
+    name: str
+    text: str
+    lang: str
+    fps: float
+    points: np.ndarray
+    reference: tuple[np.ndarray, np.ndarray] | None
+    codes: int
+    finished: bool
+
+
+def generate_keypoints(stage, requests: list[Request], prompts: list[str], batch_size: int,
+                       **overrides) -> list[KeypointMotion]:
+    """Like :func:`generate` for a stage whose tokenizer has a keypoint feature layout."""
+    layout = stage.feature_layout
+    out = []
+    for start in tqdm(range(0, len(requests), batch_size), desc="generate", unit="batch", leave=False):
+        chunk = requests[start:start + batch_size]
+        with torch.no_grad():
+            feats, lengths, result = stage.generate(prompts[start:start + batch_size], [r.lang for r in chunk],
+                                                    **overrides)
+        for i, r in enumerate(chunk):
+            points = layout.points_of(feats[i, : int(lengths[i])].float().cpu().numpy())
+            reference = None
+            if r.reference_raw is not None:
+                raw = np.asarray(r.reference_raw, dtype=np.float32)
+                reference = (layout.points_of(layout.features(raw)), layout.point_mask(layout.feature_mask(raw)))
+            out.append(KeypointMotion(r.name, r.text, r.lang, r.fps, points, reference, int(result.lengths[i]),
+                                      bool(result.finished[i])))
+    return out
+
+
+def write_keypoint_outputs(out_dir: str | Path, motion: KeypointMotion, layout, formats) -> list[Path]:
+    """Write ``.pose`` (pose-format, the layout's header), ``.npz`` (points, text, lang, fps) and/or ``.gif``
+    (ground truth | prediction when a reference exists) for one motion; returns the paths written."""
+    out_dir = Path(out_dir)
+    stem = safe_stem(motion.name)
+    paths = []
+    if "pose" in formats:
+        paths.append(export_keypoint_pose(out_dir / f"{stem}.pose", motion.points, layout, motion.fps))
+    if "npz" in formats:
+        def save(fh):
+            np.savez(fh, points=motion.points.astype(np.float32), text=motion.text, lang=motion.lang,
+                     fps=motion.fps, layout=layout.name)
+        paths.append(atomic_write(out_dir / f"{stem}.npz", save))
+    if "gif" in formats:
+        sequences, titles = [motion.points], ["prediction"]
+        if motion.reference is not None:
+            sequences.insert(0, drawable_points(*motion.reference, layout))
+            titles.insert(0, "ground truth")
+        paths.append(render_animation(sequences, layout.connections, out_dir / f"{stem}.gif", titles=titles,
+                                      caption=motion.text, joint_sets=layout.joint_sets(), fps=motion.fps))
+    return paths

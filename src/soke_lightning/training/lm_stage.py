@@ -54,10 +54,12 @@ from soke_lightning.callbacks.prediction_writer import MotionPrediction
 from soke_lightning.callbacks.retrieval import RetrievalCallback, check_settings
 from soke_lightning.core.batch import SignBatch
 from soke_lightning.core.errors import CheckpointError, SokeError
+from soke_lightning.core.feature_layout import LayoutError, check_same_layout
 from soke_lightning.core.io import load_checkpoint
-from soke_lightning.core.languages import LANGUAGES
+from soke_lightning.core.languages import LANGUAGES, Language, declared_languages, register_language
 from soke_lightning.kinematics import get_joint_backend
 from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
+from soke_lightning.metrics.functional.parts import MASKABLE_VARIANTS, keypoint_parts
 from soke_lightning.metrics.functional.slrtp import slrtp_joints, wrist_joints
 from soke_lightning.metrics.slrtp import SLRTPMotionMetrics
 from soke_lightning.models.generation import GenerationConfig, GenerationResult
@@ -189,11 +191,9 @@ class LMStage(EvalLoops, LightningModule):
             raise ValueError(f"LMStage: unknown metric_languages {unknown}; valid: {sorted(LANGUAGES)}")
         # A private copy: the registry's instance is shared and must not be moved to this device.
         self.backend = copy.deepcopy(get_joint_backend(joint_backend))
-        parts = parts_from_joint_sets(self.backend.joint_sets)
-        self.metrics = torch.nn.ModuleDict({
-            stage: SignMotionMetrics(parts, METRIC_VARIANTS, self.metric_languages, prefix=f"{stage}/")
-            for stage in ("val", "test")
-        })
+        self.metric_variants: tuple[str, ...] = METRIC_VARIANTS
+        self._metric_parts = parts_from_joint_sets(self.backend.joint_sets)
+        self._build_metrics()
         # the SLRTP protocol on the test split only (FastDTW in Python: kept out of the per-epoch validation)
         if not isinstance(slrtp, bool):
             raise ValueError(f"LMStage: slrtp must be true or false, got {slrtp!r}")
@@ -212,6 +212,24 @@ class LMStage(EvalLoops, LightningModule):
         self.text_tokenizer: TextTokenizer | None = None
         # The frozen tokenizer lives in a tuple: not a submodule, so not in state_dict, parameters() or train().
         self._frozen: tuple[SignTokenizer, str] | None = None
+
+    def _build_metrics(self) -> None:
+        self.metrics = torch.nn.ModuleDict({
+            stage: SignMotionMetrics(self._metric_parts, self.metric_variants, self.metric_languages,
+                                     prefix=f"{stage}/")
+            for stage in ("val", "test")
+        }).to(self.device)
+
+    def _use_keypoint_metrics(self, layout) -> None:
+        """Keypoint layouts: DTW on the layout's points and parts (no kinematics), missing points left out."""
+        self._metric_parts = keypoint_parts(layout)
+        self.metric_variants = MASKABLE_VARIANTS
+        self._build_metrics()
+
+    @property
+    def feature_layout(self):
+        """The frozen tokenizer's feature layout (what the LM's codes decode to)."""
+        return self.tokenizer.feature_layout
 
     # ------------------------------------------------------------------------------------------- frozen tokenizer
     @property
@@ -244,6 +262,8 @@ class LMStage(EvalLoops, LightningModule):
                                 f"checkpoint changed since the LM was trained: use the original file")
         tok.eval().requires_grad_(False)
         self._frozen = (tok, digest)
+        if tok.feature_layout.is_keypoints:
+            self._use_keypoint_metrics(tok.feature_layout)
         log.info("frozen tokenizer %s (hash %s..., parts %s, codebooks %s)", path, digest[:12], list(tok.parts),
                  tok.codebook_sizes)
 
@@ -255,6 +275,16 @@ class LMStage(EvalLoops, LightningModule):
             the normalisation statistics disagree.
         """
         tok = self.tokenizer
+        data_layout = getattr(dm, "feature_layout", None)
+        if data_layout is not None:
+            try:
+                check_same_layout(data_layout, f"the data ({', '.join(getattr(dm, 'stores', []))})",
+                                  tok.feature_layout, f"the tokenizer {self.hparams.tokenizer_ckpt}")
+            except LayoutError as err:
+                raise ContractError(str(err)) from None
+            if self.hparams.metric_languages is None and set(dm.languages) - set(self.metric_languages):
+                self.metric_languages = list(LANGUAGES)  # the stores declared languages of their own
+                self._build_metrics()
         cache = getattr(dm, "token_cache", None)
         if cache is not None:
             where = f"token cache {cache.root}"
@@ -398,6 +428,9 @@ class LMStage(EvalLoops, LightningModule):
             "tokenizer_ckpt": str(Path(self.hparams.tokenizer_ckpt).resolve()),
             "tokenizer_hash": self.tokenizer_digest,
             "text_tokenizer": tokenizer_files(self.text_tokenizer),
+            "feature_layout": {"name": self.feature_layout.name, "fingerprint": self.feature_layout.fingerprint},
+            # languages a corpus declared (not built in): the LM's sign tags depend on them
+            "languages": {k: vars(v) for k, v in declared_languages().items()},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -410,6 +443,15 @@ class LMStage(EvalLoops, LightningModule):
             raise ContractError(f"the checkpoint was trained with tokenizer hash {entry['tokenizer_hash']} "
                                 f"({entry['tokenizer_ckpt']}) but this run loaded {self.hparams.tokenizer_ckpt} "
                                 f"with hash {self.tokenizer_digest}")
+        recorded = entry.get("feature_layout")
+        if recorded is not None and self._frozen is not None:
+            ours = self.feature_layout
+            if (recorded["name"], recorded["fingerprint"]) != (ours.name, ours.fingerprint):
+                raise ContractError(f"the stage-2 checkpoint was trained on feature layout {recorded['name']!r} "
+                                    f"({recorded['fingerprint']}) but the tokenizer {self.hparams.tokenizer_ckpt} "
+                                    f"uses {ours.describe()}")
+        for lang in (entry.get("languages") or {}).values():
+            register_language(Language(**lang))
         self._check_retrieval_resume(checkpoint)
         text_tokenizer = tokenizer_from_files(entry["text_tokenizer"])
         if self.lm is None:
@@ -516,11 +558,20 @@ class LMStage(EvalLoops, LightningModule):
         feats, lengths, result = self.generate(prompts, list(batch.lang))
         elapsed = time.perf_counter() - start
         norm = self.tokenizer.normalizer
+        layout = self.tokenizer.feature_layout
+        visible = None
         with torch.no_grad():
-            pred_joints = self.backend.to(self.device).from_features(feats)
-            gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
-        self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys)
-        if stage == "test" and self.hparams.slrtp:
+            if layout.is_keypoints:
+                pred_joints = layout.points_of(feats)
+                gt_joints = layout.points_of(norm.denormalize(batch.poses))
+                if batch.feature_mask is not None:
+                    visible = layout.point_mask(batch.feature_mask)
+            else:
+                pred_joints = self.backend.to(self.device).from_features(feats)
+                gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
+        self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys,
+                                   target_visible=visible)
+        if stage == "test" and self.hparams.slrtp and not layout.is_keypoints:  # SMPL-X joints from kinematics
             self.slrtp_metrics.update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang))
         ones = torch.ones(size, device=self.device)
         self._log_mean(stage, "steps_per_sample", self.lm.decoder_passes(result).to(ones), ones)
@@ -531,13 +582,14 @@ class LMStage(EvalLoops, LightningModule):
     def _eval_epoch_end(self, stage: str) -> None:
         values = self.metrics[stage].compute()
         self.metrics[stage].reset()
-        for variant in METRIC_VARIANTS:
-            for part in ("body", "lhand", "rhand", "hand", "avg"):
+        parts = [p.name for p in self._metric_parts] + ["hand", "avg"]
+        for variant in self.metric_variants:
+            for part in parts:
                 per_lang = [v for k, v in values.items() if k.startswith(f"{stage}/{variant}/")
                             and k.endswith(f"/{part}")]
                 if per_lang:
                     values[f"{stage}/{variant}/all/{part}"] = torch.stack(per_lang).mean()
-        if stage == "test" and self.hparams.slrtp:
+        if stage == "test" and self.hparams.slrtp and not self.feature_layout.is_keypoints:
             values.update(self.slrtp_metrics.compute())
             self.slrtp_metrics.reset()
         self.log_dict({k: v.float() for k, v in values.items()}, sync_dist=False)

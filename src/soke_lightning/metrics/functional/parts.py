@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
-from soke_lightning.metrics.functional.dtw import VARIANTS, dtw_joint_error
+from soke_lightning.metrics.functional.dtw import VARIANTS, dtw_from_cost, dtw_joint_error
+from soke_lightning.metrics.functional.keypoints import masked_frame_cost
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,20 @@ def parts_from_joint_sets(joint_sets: Mapping[str, Sequence[int]]) -> tuple[Join
     )
 
 
+def keypoint_parts(layout) -> tuple[JointPart, ...]:
+    """One part per part of a keypoint feature layout: its points, translated by its alignment point."""
+    return tuple(JointPart(p.name, tuple(layout.part_points[p.name]),
+                           layout.part_points[p.name].index(layout.align_points[p.name]))
+                 for p in layout.parts)
+
+
+#: DTW variants that work with missing ground-truth points (per-frame translation or none; mean distances).
+MASKABLE_VARIANTS = ("dtw_jpe", "dtw_jpe_per_step")
+
+
 def score_parts(pred_joints: torch.Tensor, target_joints: torch.Tensor, pred_lengths: torch.Tensor | None,
                 target_lengths: torch.Tensor | None, parts: Sequence[JointPart], variants: Sequence[str],
-                engine: str = "auto") -> torch.Tensor:
+                engine: str = "auto", target_visible: torch.Tensor | None = None) -> torch.Tensor:
     """DTW scores of a batch for every variant and part.
 
     Args:
@@ -84,6 +96,10 @@ def score_parts(pred_joints: torch.Tensor, target_joints: torch.Tensor, pred_len
         parts: how each part is scored.
         variants: names of :data:`soke_lightning.metrics.functional.dtw.VARIANTS`.
         engine: DTW engine ("auto": numba on CPU, wavefront on GPU).
+        target_visible: optional bool [B, Tt, J], False on missing ground-truth points (keypoint corpora): each
+            frame cost then averages over the target frame's visible points only (see
+            :func:`~soke_lightning.metrics.functional.keypoints.masked_frame_cost`); only
+            :data:`MASKABLE_VARIANTS` are defined then.
 
     Returns:
         [B, V, P] float64 scores on the joints' device.
@@ -91,6 +107,9 @@ def score_parts(pred_joints: torch.Tensor, target_joints: torch.Tensor, pred_len
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown DTW variants {unknown}; valid: {sorted(VARIANTS)}")
+    if target_visible is not None:
+        return _score_masked(pred_joints, target_joints, pred_lengths, target_lengths, parts, variants,
+                             target_visible)
     bsz = pred_joints.shape[0]
     scores = torch.empty(bsz, len(variants), len(parts), dtype=torch.float64, device=pred_joints.device)
     for p, part in enumerate(parts):
@@ -104,4 +123,26 @@ def score_parts(pred_joints: torch.Tensor, target_joints: torch.Tensor, pred_len
             kw["align_index"] = part.align_index
             scores[:, v, p] = dtw_joint_error(pred, target, pred_lengths, target_lengths,
                                               eval_joints=part.eval_joints, engine=engine, **kw).to(scores.device)
+    return scores
+
+
+def _score_masked(pred_joints, target_joints, pred_lengths, target_lengths, parts, variants, visible):
+    bad = [v for v in variants if v not in MASKABLE_VARIANTS]
+    if bad:
+        raise ValueError(f"DTW variants {bad} are not defined with missing points; use {list(MASKABLE_VARIANTS)}")
+    bsz, tp, tt = pred_joints.shape[0], pred_joints.shape[1], target_joints.shape[1]
+    lp = torch.full((bsz,), tp) if pred_lengths is None else pred_lengths.cpu()
+    lt = torch.full((bsz,), tt) if target_lengths is None else target_lengths.cpu()
+    scores = torch.empty(bsz, len(variants), len(parts), dtype=torch.float64, device=pred_joints.device)
+    for p, part in enumerate(parts):
+        sel = list(part.select) if part.select is not None else slice(None)
+        for b in range(bsz):
+            n, m = int(lp[b]), int(lt[b])
+            cost = masked_frame_cost(pred_joints[b, :n][:, sel], target_joints[b, :m][:, sel],
+                                     visible[b, :m][:, sel], part.align_index)
+            res = dtw_from_cost(cost.cpu(), engine="numba")
+            for v, variant in enumerate(variants):
+                total = float(res.cost[0])
+                scores[b, v, p] = total / float(res.path_length[0]) if VARIANTS[variant]["normalize"] == "path" \
+                    else total
     return scores
