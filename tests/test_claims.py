@@ -147,3 +147,45 @@ def test_config_paths_resolve_from_the_working_directory_or_the_checkout(tmp_pat
     with pytest.raises(ValueError, match="config nothere.yaml: no such file here or in"):
         config_path("nothere.yaml")
     assert plan_config("tiny", "rel").out == tmp_path / "rel"  # absolute: trainings run from the checkout
+
+
+def _trainings_of(out: Path) -> list[int]:
+    """PIDs of `soke fit` processes whose SOKE_OUT lies under ``out`` (Linux /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"soke_lightning.cli\x00fit" in (proc / "cmdline").read_bytes():
+                env = (proc / "environ").read_bytes().split(b"\0")
+                if any(e.startswith(b"SOKE_OUT=" + str(out).encode()) for e in env):
+                    pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_terminating_a_claims_run_stops_its_trainings(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "claims"
+    run = subprocess.Popen([sys.executable, "-m", "soke_lightning.cli", "claims", "--plan", "tiny", "--out", str(out),
+                            "--seeds", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "WANDB_MODE": "disabled"})
+    try:
+        deadline = time.time() + 300
+        while not _trainings_of(out) and time.time() < deadline and run.poll() is None:
+            time.sleep(0.5)
+        children = _trainings_of(out)
+        assert children, "no training started within 5 minutes"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=60) == 128 + signal.SIGTERM
+        time.sleep(1)
+        assert _trainings_of(out) == []  # nothing left running: no orphan writes into the run folder
+    finally:
+        if run.poll() is None:
+            run.kill()

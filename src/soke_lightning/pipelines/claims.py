@@ -17,8 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -215,16 +218,50 @@ def config_path(config: str | Path) -> Path:
                      f"path of your own copy (ClaimsConfig.stage1_config / stage2_config / judge_config)")
 
 
+#: The trainings running now (terminated with the run: see :func:`_stop_children`).
+_CHILDREN: set[subprocess.Popen] = set()
+_CHILDREN_LOCK = threading.Lock()
+
+
+def _stop_children(signum=None, frame=None) -> None:
+    """Terminate every running training (SIGTERM to the claims run would otherwise orphan them), then exit."""
+    with _CHILDREN_LOCK:
+        children = list(_CHILDREN)
+    for child in children:
+        child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    if signum is not None:
+        raise SystemExit(128 + signum)
+
+
 def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
     """Train one run with `soke fit` in a subprocess (one thread); its last checkpoint.
 
-    The log is ``run_dir/log.txt``; a failure raises naming it and its last lines.
+    The folder starts empty (what an interrupted training left there is removed: a run resumes per finished
+    training, and a stale checkpoint must never be taken for the new one). The log is ``run_dir/log.txt``; a
+    failure raises naming it and its last lines.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     argv = [sys.executable, "-m", "soke_lightning.cli", "fit", "--config", str(config_path(config)), *args]
     with (run_dir / "log.txt").open("w", encoding="utf-8") as logfile:
-        code = subprocess.run(argv, cwd=ROOT, env=_environment(run_dir, store), stdout=logfile,
-                              stderr=subprocess.STDOUT).returncode
+        child = subprocess.Popen(argv, cwd=ROOT, env=_environment(run_dir, store), stdout=logfile,
+                                 stderr=subprocess.STDOUT)
+        with _CHILDREN_LOCK:
+            _CHILDREN.add(child)
+        try:
+            code = child.wait()
+        finally:
+            if child.poll() is None:  # the parent is being interrupted: do not leave the training behind
+                child.kill()
+                child.wait()
+            with _CHILDREN_LOCK:
+                _CHILDREN.discard(child)
     if code != 0:
         tail = (run_dir / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise RuntimeError(f"training in {run_dir} failed (exit {code}); log {run_dir / 'log.txt'}:\n" + "\n".join(tail))
@@ -845,6 +882,18 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
     """
     started = time.perf_counter()
     torch.set_num_threads(1)
+    if threading.current_thread() is threading.main_thread():  # `kill` of the run also stops its trainings
+        previous = signal.signal(signal.SIGTERM, _stop_children)
+    else:
+        previous = None
+    try:
+        return _run_claims(cfg, progress, started)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: float) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg.out / "config.json", {k: (str(v) if isinstance(v, Path) else v)
                                                 for k, v in asdict(cfg).items()})

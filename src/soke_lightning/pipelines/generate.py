@@ -168,14 +168,20 @@ def check_lengths(stage, requests: list[Request], prompts: list[str]) -> None:
                                 f"{sorted(model_langs)}")
 
 
-def generate(stage, requests: list[Request], prompts: list[str], batch_size: int, **overrides) -> list[tuple]:
-    """``(MotionPrediction, code steps, finished)`` for every request (official frames)."""
-    out = []
+def generated_batches(stage, requests: list[Request], prompts: list[str], batch_size: int, **overrides):
+    """Generate in batches of ``batch_size`` (with a progress bar); yields ``(requests, feats, lengths, result)``."""
     for start in tqdm(range(0, len(requests), batch_size), desc="generate", unit="batch", leave=False):
         chunk = requests[start:start + batch_size]
         with torch.no_grad():
             feats, lengths, result = stage.generate(prompts[start:start + batch_size], [r.lang for r in chunk],
                                                     **overrides)
+        yield chunk, feats, lengths, result
+
+
+def generate(stage, requests: list[Request], prompts: list[str], batch_size: int, **overrides) -> list[tuple]:
+    """``(MotionPrediction, code steps, finished)`` for every request (official frames)."""
+    out = []
+    for chunk, feats, lengths, result in generated_batches(stage, requests, prompts, batch_size, **overrides):
         for i, r in enumerate(chunk):
             prediction = MotionPrediction(name=r.name, text=r.text, lang=r.lang, raw=feats[i, : int(lengths[i])],
                                           fps=r.fps, reference_raw=r.reference_raw)
@@ -209,11 +215,7 @@ def generate_keypoints(stage, requests: list[Request], prompts: list[str], batch
     """Like :func:`generate` for a stage whose tokenizer has a keypoint feature layout."""
     layout = stage.feature_layout
     out = []
-    for start in tqdm(range(0, len(requests), batch_size), desc="generate", unit="batch", leave=False):
-        chunk = requests[start:start + batch_size]
-        with torch.no_grad():
-            feats, lengths, result = stage.generate(prompts[start:start + batch_size], [r.lang for r in chunk],
-                                                    **overrides)
+    for chunk, feats, lengths, result in generated_batches(stage, requests, prompts, batch_size, **overrides):
         for i, r in enumerate(chunk):
             points = layout.points_of(feats[i, : int(lengths[i])].float().cpu().numpy())
             reference = None
