@@ -123,26 +123,27 @@ def data_language(code: str, spoken_code: str, sign_language: str | None = None)
     return Language(code, sign_language or code, prefix, spoken_code, f"{prefix}_{code.upper()}", " Key word {i}, ")
 
 
+def _register(registry: dict, key: str, entry, what: str, declarer: str):
+    """Add ``entry`` under ``key`` (idempotent for an identical entry); a different one is refused naming both."""
+    known = registry.get(key)
+    if known is not None and known != entry:
+        raise ValueError(f"{what} {key!r} is registered as {known} but a {declarer} declares {entry}")
+    registry[key] = entry
+    return entry
+
+
 def register_language(lang: Language) -> Language:
     """Add a corpus-declared language to :data:`LANGUAGES` (idempotent for an identical entry).
 
     Raises:
         ValueError naming both entries when ``lang.key`` is registered with different tags.
     """
-    known = LANGUAGES.get(lang.key)
-    if known is not None and known != lang:
-        raise ValueError(f"language {lang.key!r} is registered as {known} but a corpus declares {lang}")
-    LANGUAGES[lang.key] = lang
-    return lang
+    return _register(LANGUAGES, lang.key, lang, "language", "corpus")
 
 
 def register_corpus(corpus: Corpus) -> Corpus:
     """Add a corpus declared by a store (e.g. a `.pose` corpus) to :data:`CORPORA` (idempotent)."""
-    known = CORPORA.get(corpus.name)
-    if known is not None and known != corpus:
-        raise ValueError(f"corpus {corpus.name!r} is registered as {known} but a store declares {corpus}")
-    CORPORA[corpus.name] = corpus
-    return corpus
+    return _register(CORPORA, corpus.name, corpus, "corpus", "store")
 
 
 def register_declared(info: dict) -> None:

@@ -384,8 +384,8 @@ def entry_agreement(store: Path, cache: Path, dictionary: Path, known: Concepts,
         {"split", "signs", "parts": {part: {"in_entry", "chance"}}}.
     """
     sign_dict = SignDictionary.load(dictionary)
-    tokens = open_token_cache(cache).split(split)
-    rate = open_token_cache(cache).downsample_rate
+    opened = open_token_cache(cache)
+    tokens, rate = opened.split(split), opened.downsample_rate
     word_of = {(lang, concept): word for (lang, word), concept in known.word_concept.items()
                if word in sign_dict.entries.get(lang, {})}
     rng = np.random.default_rng(seed)
