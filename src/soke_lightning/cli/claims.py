@@ -15,7 +15,7 @@ import argparse
 import json
 import sys
 
-from soke_lightning.pipelines.claims import PLANS, plan_config, run_claims
+from soke_lightning.pipelines.claims import ARM_GROUPS, PLANS, plan_config, run_claims
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write claims.md / claims.json from the runs already finished in --out "
                              "(a partial or interrupted run; the write-up says what is missing)")
+    parser.add_argument("--only", nargs="+", choices=list(ARM_GROUPS), default=None, metavar="GROUP",
+                        help=f"train only these arm groups besides the base ({', '.join(ARM_GROUPS)})")
+    parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
+                        help="denoising pretraining of the stage-2 model before the arms, shared by all of them "
+                             "(0: none; plan default)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["judge"] = False
     if args.report_only:
         overrides["report_only"] = True
+    if args.only:
+        overrides["groups"] = tuple(args.only)
+    if args.pretrain_epochs is not None:
+        overrides["pretrain_epochs"] = args.pretrain_epochs
     try:
         cfg = plan_config(args.plan, args.out, **overrides)
         summary = run_claims(cfg, progress=lambda line: print(f"claims: {line}", flush=True))

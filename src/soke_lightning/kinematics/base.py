@@ -51,11 +51,13 @@ class JointBackend(nn.Module):
         """Args: raw [..., 179] official frames. Returns: joints [..., J, 3] (dtype/device of ``raw``)."""
         raise NotImplementedError
 
-    def from_features(self, features: torch.Tensor) -> torch.Tensor:
+    def from_features(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Joints of denormalised 133-d features (root and lower body at rest, fixed betas; docs/design.md §2.8).
 
         Args:
             features: [..., 133] denormalised feature vectors.
+            lengths: with ``features`` [B, T, 133]: [B] valid frames; only those are posed (a padded batch of
+                generated or ground-truth motion is often half padding) and padded frames get zero joints.
 
         Returns:
             joints [..., J, 3].
@@ -65,7 +67,17 @@ class JointBackend(nn.Module):
                 f"{type(self).__name__}.from_features expects [..., {FEATURE_DIM}] denormalised features, got "
                 f"shape {tuple(features.shape)}; raw official frames ([..., {RAW_DIM}]) go through forward()"
             )
-        return self(features_to_raw(features))
+        if lengths is None:
+            return self(features_to_raw(features))
+        if features.dim() != 3 or lengths.shape != features.shape[:1]:
+            raise ValueError(f"{type(self).__name__}.from_features: lengths [B] needs features [B, T, "
+                             f"{FEATURE_DIM}], got features {tuple(features.shape)} and lengths "
+                             f"{tuple(lengths.shape)}")
+        valid = torch.arange(features.shape[1], device=features.device)[None] < lengths.to(features.device)[:, None]
+        posed = self(features_to_raw(features[valid]))
+        joints = posed.new_zeros(*features.shape[:2], *posed.shape[1:])
+        joints[valid] = posed
+        return joints
 
     def select(self, joints: torch.Tensor, set_name: str) -> torch.Tensor:
         """Pick a joint set: joints [..., J, 3] -> [..., n, 3]."""

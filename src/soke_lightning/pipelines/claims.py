@@ -119,6 +119,12 @@ class ClaimsConfig:
         limit: evaluate at most this many test sentences (None: all).
         report_only: train nothing: write the tables from the runs already finished in ``out`` (a partial or
             interrupted run; each table says how many seeds it averages).
+        pretrain_epochs: > 0: before the arms, pretrain the stage-2 model once per tokenizer with mBART's denoising
+            objective on the training codes (``objective: denoise``) and start every arm from it (``init_ckpt``),
+            as SOKE starts every arm from pretrained mbart-large-cc25; 0: every arm starts from random weights.
+        pretrain_args: further overrides of the pretraining run.
+        groups: train only the arms of these groups (``retrieval``, ``diagnostic``, ``decoding``, ``lambda``,
+            ``codebook``) besides the base; None: every arm of the plan.
     """
 
     out: Path
@@ -148,6 +154,9 @@ class ClaimsConfig:
     latency_samples: int = 12
     limit: int | None = None
     report_only: bool = False
+    pretrain_epochs: int = 0
+    pretrain_args: tuple[str, ...] = ()
+    groups: tuple[str, ...] | None = None
 
     def __post_init__(self):
         self.out = Path(self.out).resolve()  # the trainings run in subprocesses with another working directory
@@ -155,7 +164,15 @@ class ClaimsConfig:
             raise ValueError("ClaimsConfig.seeds: give at least one seed")
         if "base" not in self.codebooks:
             raise ValueError(f"ClaimsConfig.codebooks must contain 'base', got {sorted(self.codebooks)}")
+        unknown = sorted(set(self.groups or ()) - set(ARM_GROUPS))
+        if unknown:
+            raise ValueError(f"ClaimsConfig.groups: unknown arm groups {unknown}; valid: {list(ARM_GROUPS)}")
+        if self.pretrain_epochs < 0:
+            raise ValueError(f"ClaimsConfig.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
 
+
+#: Arm groups besides the base (``ClaimsConfig.groups``).
+ARM_GROUPS = ("retrieval", "diagnostic", "decoding", "lambda", "codebook")
 
 #: Named plans: "full" (`make claims`: every arm, about an hour on 2 idle cores), "quick" (`make claims QUICK=1`:
 #: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
@@ -196,6 +213,8 @@ def plan_arms(cfg: ClaimsConfig) -> list[Arm]:
              for lam in cfg.lambdas]
     arms += [Arm(f"codebook-{label}", "codebook", codebook=label, value=label) for label in cfg.codebooks
              if label != "base"]
+    if cfg.groups is not None:
+        arms = [a for a in arms if a.group == "base" or a.group in cfg.groups]
     return arms
 
 
@@ -307,11 +326,31 @@ def prepare_tokenizer(cfg: ClaimsConfig, label: str, store: Path) -> dict[str, P
     return paths
 
 
+#: Seed of the shared runs (stage 1, pretraining): the arms' seeds vary only their own training.
+SHARED_SEED = 1234
+
+
+def prepare_pretrain(cfg: ClaimsConfig, label: str, store: Path, tokenizer: dict[str, Path]) -> Path:
+    """The denoising-pretrained stage-2 checkpoint of tokenizer ``label`` (trained once; ``pretrain_epochs``)."""
+    folder = cfg.out / "pretrain" / label
+    done = folder / "done.json"
+    if done.is_file():
+        return Path(json.loads(done.read_text(encoding="utf-8"))["ckpt"])
+    args = [*_data_args(store, tokenizer["cache"]), f"--model.init_args.tokenizer_ckpt={tokenizer['ckpt']}",
+            f"--seed_everything={SHARED_SEED}", f"--trainer.max_epochs={cfg.pretrain_epochs}",
+            *cfg.stage2_args, "--model.init_args.objective=denoise", *cfg.pretrain_args]
+    ckpt = _fit(cfg.stage2_config, folder / "run", store, args)
+    atomic_write_json(done, {"ckpt": str(ckpt)})
+    return ckpt
+
+
 def arm_args(cfg: ClaimsConfig, arm: Arm, seed: int, store: Path, tokenizer: dict[str, Path]) -> list[str]:
     """The `soke fit` overrides of one arm and seed."""
     args = [*_data_args(store, tokenizer["cache"]), f"--model.init_args.tokenizer_ckpt={tokenizer['ckpt']}",
             f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--trainer.max_epochs={cfg.stage2_epochs}",
             *cfg.stage2_args, *arm.args]
+    if tokenizer.get("pretrained") is not None:
+        args.append(f"--model.init_args.init_ckpt={tokenizer['pretrained']}")
     if arm.retrieval:
         settings = {**cfg.retrieval_settings, **arm.retrieval_settings, "dictionary": str(tokenizer["dictionary"])}
         args += ["--model.init_args.retrieval=true",
@@ -911,6 +950,13 @@ def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: flo
     else:
         with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
             tokenizers = dict(zip(labels, pool.map(lambda label: prepare_tokenizer(cfg, label, store), labels)))
+        if cfg.pretrain_epochs > 0:
+            progress(f"stage-2 denoising pretraining ({cfg.pretrain_epochs} epochs) for {labels}")
+            with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+                pretrained = list(pool.map(lambda label: prepare_pretrain(cfg, label, store, tokenizers[label]),
+                                           labels))
+            for label, ckpt in zip(labels, pretrained):
+                tokenizers[label] = {**tokenizers[label], "pretrained": ckpt}
     agreement_file = cfg.out / "agreement.json"
     if cfg.oracle_arm and not cfg.report_only and not agreement_file.is_file():
         base = tokenizers["base"]

@@ -46,6 +46,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 from torchmetrics import MeanMetric
@@ -68,6 +69,7 @@ from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files,
 from soke_lightning.models.tokenizer import SignTokenizer, decode_streams, tokenizer_hash
 from soke_lightning.retrieval.matcher import separator_texts
 from soke_lightning.training.common import EvalLoops, adamw_cosine, compile_in_place
+from soke_lightning.training.denoise import DenoiseSettings, denoise_prompts, eval_rng, transfer_weights
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,13 @@ class LMStage(EvalLoops, LightningModule):
         compile_options: ``torch.compile`` keyword arguments (``mode``, ``backend``, ``dynamic``, ...).
         slrtp: also score the test with the SLRTP 2025 protocol (docs/evaluation.md §6.7). Its FastDTW runs in
             Python, about 0.05-0.2 s per sample on one core; false leaves it out.
+        objective: "translate" (text -> codes, SOKE's fine-tuning) or "denoise" (mBART's pretraining objective on
+            motion codes: the prompt is the sample's own codes with spans masked; :mod:`.denoise`).
+        denoise_settings: :class:`~soke_lightning.training.denoise.DenoiseSettings` fields (``mask_ratio``,
+            ``mean_span``, ``max_steps``).
+        init_ckpt: start from this stage-2 checkpoint's weights and text tokenizer (e.g. a ``denoise`` run), as
+            SOKE starts from pretrained mBART: same stage-1 tokenizer and mbart sizes; vocabulary rows are matched by
+            token and position tables may grow. Used when a fit starts (a resumed fit restores its own weights).
     """
 
     def __init__(
@@ -172,6 +181,9 @@ class LMStage(EvalLoops, LightningModule):
         compile: bool = False,
         compile_options: dict[str, Any] | None = None,
         slrtp: bool = True,
+        objective: Literal["translate", "denoise"] = "translate",
+        denoise_settings: dict[str, Any] | None = None,
+        init_ckpt: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -205,6 +217,16 @@ class LMStage(EvalLoops, LightningModule):
             stage: torch.nn.ModuleDict({name: MeanMetric() for name in EVAL_MEANS}) for stage in ("val", "test")
         })
         self.retrieval_settings = _check_retrieval_settings(retrieval_settings)
+        if objective not in ("translate", "denoise"):
+            raise ValueError(f"LMStage: objective must be 'translate' or 'denoise', got {objective!r}")
+        try:
+            self.denoise_settings = DenoiseSettings(**(denoise_settings or {}))
+        except TypeError as err:
+            raise ValueError(f"LMStage: denoise_settings={denoise_settings!r}: {err}; valid keys: "
+                             f"{sorted(asdict(DenoiseSettings()))}") from None
+        if objective == "denoise" and retrieval:
+            raise ValueError("LMStage: objective 'denoise' writes its own prompts (the sample's masked codes); "
+                             "retrieval must be false for it")
         if not isinstance(retrieval, bool):
             raise ValueError(f"LMStage: retrieval must be true or false, got {retrieval!r}")
         self._retrieval = None  # the RetrievalCallback this stage created (configure_callbacks)
@@ -340,6 +362,41 @@ class LMStage(EvalLoops, LightningModule):
         self.lm = compile_in_place(lm.to(self.device), hp.compile, **(hp.compile_options or {}))
         self.text_tokenizer = text_tokenizer
 
+    def _init_from(self, path: str) -> None:
+        """Copy a stage-2 checkpoint's LM weights into the freshly built model (``init_ckpt``)."""
+        fix = "give model.init_args.init_ckpt the last.ckpt of a stage-2 run (e.g. objective: denoise)"
+        ckpt = load_checkpoint(path, "init checkpoint (init_ckpt)", fix, "cpu")
+        entry = ckpt.get(CHECKPOINT_KEY)
+        if entry is None or "state_dict" not in ckpt:
+            raise CheckpointError(f"{path}: not a stage-2 (LMStage) checkpoint (no {CHECKPOINT_KEY!r} entry); {fix}")
+        if entry["tokenizer_hash"] != self.tokenizer_digest:
+            raise ContractError(f"init_ckpt {path} was trained on stage-1 tokenizer {entry['tokenizer_ckpt']} (hash "
+                                f"{entry['tokenizer_hash'][:12]}...) but this run uses {self.hparams.tokenizer_ckpt} "
+                                f"(hash {self.tokenizer_digest[:12]}...); its codes would mean something else")
+        source_vocab = tokenizer_from_files(entry["text_tokenizer"], str(path)).hf.get_vocab()
+        prefix = "lm."
+        source = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        try:
+            state, report = transfer_weights(self.lm.state_dict(), source, str(path),
+                                             self.text_tokenizer.hf.get_vocab(), source_vocab)
+        except ValueError as err:
+            raise ContractError(str(err)) from None
+        self.lm.load_state_dict(state, strict=True)
+        log.info("initialised the LM from %s (%d tokens shared, %d new%s)", path, report["shared_tokens"],
+                 report["new_tokens"], "; resized " + ", ".join(report["resized"]) if report["resized"] else "")
+
+    def _prompts(self, batch: SignBatch, stage: str) -> list[str]:
+        """Encoder prompts of a batch: the retrieval prompt or the text; for ``objective: denoise`` the
+        sample's own codes with masked spans (a fixed mask per batch outside training)."""
+        if self.hparams.get("objective", "translate") != "denoise":
+            return list(batch.prompt if batch.prompt is not None else batch.text)
+        if batch.codes is None:
+            raise ValueError("LMStage: objective 'denoise' reads the batch's token codes; give the DataModule a "
+                             "token_cache (`soke encode` output)")
+        rng = (np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if stage == "train"
+               else eval_rng(list(batch.keys)))
+        return denoise_prompts(batch.codes, batch.code_lengths, self.lm.parts, self.denoise_settings, rng)
+
     def _train_text_tokenizer(self, dm) -> TextTokenizer:
         hp = self.hparams
         if hp.text_tokenizer != EMBEDDED:
@@ -367,6 +424,8 @@ class LMStage(EvalLoops, LightningModule):
         # validate/test/predict: the model is built from the checkpoint (ckpt_path) in on_load_checkpoint
         if self.lm is None and stage == "fit":
             self.build(self._train_text_tokenizer(dm))
+            if self.hparams.get("init_ckpt"):
+                self._init_from(self.hparams.init_ckpt)
         # Trainer.log_dir is a collective call (a broadcast from rank 0) under DDP: every rank must ask for it.
         log_dir = self.trainer.log_dir if stage == "fit" else None
         if log_dir and self.trainer.is_global_zero:
@@ -505,12 +564,11 @@ class LMStage(EvalLoops, LightningModule):
         """Encoder inputs of B prompts (:meth:`TextTokenizer.encode_source`), on this module's device."""
         return self.text_tokenizer.encode_source(texts, langs, self.hparams.max_source_length).to(self.device)
 
-    def _forward(self, batch: SignBatch):
+    def _forward(self, batch: SignBatch, stage: str = "train"):
         if batch.codes is None:
             raise ValueError("LMStage: the batch carries no token codes; give the DataModule a token_cache "
                              "(`soke encode` output), e.g. --data.init_args.token_cache outputs/tokens-demo")
-        prompts = batch.prompt if batch.prompt is not None else batch.text
-        src = self.encode_prompts(list(prompts), list(batch.lang))
+        src = self.encode_prompts(self._prompts(batch, stage), list(batch.lang))
         return self.lm(src.input_ids, src.attention_mask, batch.codes, batch.code_lengths, list(batch.lang))
 
     def training_step(self, batch: SignBatch, batch_idx: int) -> torch.Tensor:
@@ -551,9 +609,9 @@ class LMStage(EvalLoops, LightningModule):
         [B, T, 133] and ``lengths`` [B]) for callbacks such as the back-translation scorer."""
         size = len(batch)
         if batch.codes is not None:
-            out = self._forward(batch)
+            out = self._forward(batch, stage)
             self._log_mean(stage, "loss", out.loss, size)
-        prompts = list(batch.prompt if batch.prompt is not None else batch.text)
+        prompts = self._prompts(batch, stage)
         start = time.perf_counter()
         feats, lengths, result = self.generate(prompts, list(batch.lang))
         elapsed = time.perf_counter() - start
@@ -567,8 +625,8 @@ class LMStage(EvalLoops, LightningModule):
                 if batch.feature_mask is not None:
                     visible = layout.point_mask(batch.feature_mask)
             else:
-                pred_joints = self.backend.to(self.device).from_features(feats)
-                gt_joints = self.backend.from_features(norm.denormalize(batch.poses))
+                pred_joints = self.backend.to(self.device).from_features(feats, lengths)
+                gt_joints = self.backend.from_features(norm.denormalize(batch.poses), batch.lengths)
         self.metrics[stage].update(pred_joints, gt_joints, lengths, batch.lengths, list(batch.lang), batch.keys,
                                    target_visible=visible)
         if stage == "test" and self.hparams.slrtp and not layout.is_keypoints:  # SMPL-X joints from kinematics
@@ -596,7 +654,7 @@ class LMStage(EvalLoops, LightningModule):
 
     def predict_step(self, batch: SignBatch, batch_idx: int) -> list:
         """Generated motion of a batch as MotionPrediction objects (with the ground truth as reference)."""
-        prompts = list(batch.prompt if batch.prompt is not None else batch.text)
+        prompts = self._prompts(batch, "predict")
         feats, lengths, _ = self.generate(prompts, list(batch.lang))
         gt = self.tokenizer.normalizer.denormalize(batch.poses)
         fps = batch.extra.get("fps")
