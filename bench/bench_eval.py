@@ -5,11 +5,13 @@ generation (text -> codes), decoding (codes -> features), forward kinematics, DT
 part (SignMotionMetrics' parts and joints). Two arms:
 
 * ``before``: generation with transformers' growing cache and finished samples fed ``</s>`` until the longest
-  stops (``cache: dynamic, drop_finished: false``, the generation of the time), one decoder call per sample and
-  part, forward kinematics of every padded frame, DTW-PA-JPE cell by cell with one scalar QCP solve per frame
+  stops (``cache: dynamic, drop_finished: false``, the generation of the time), forward kinematics of every
+  padded frame, DTW-PA-JPE cell by cell with one scalar QCP solve per frame
   pair (the algorithm of the time, here compiled with numba like ours);
-* ``after``: the defaults (static KV cache, finished samples dropped; samples with equal code counts decoded
-  together; only valid frames posed; DTW-PA-JPE solved a whole row of target frames at once).
+* ``after``: the defaults (static KV cache, finished samples dropped; only valid frames posed; DTW-PA-JPE solved
+  a whole row of target frames at once).
+
+Decoding (one stage-1 decoder call per sample and part, exact whatever else is in the batch) is the same in both.
 
 Both arms must give the same codes and the same scores (float32 decoding and kinematics, float64 DTW): the
 benchmark reports the agreement. The SLRTP protocol (Python FastDTW, added later) is not part of either arm.
@@ -86,29 +88,6 @@ def per_cell_pa_dtw(xf, yf, gy, xe, ye, lp, lt, out):  # pragma: no cover - comp
         out[p] = prev[m - 1]
 
 
-def decode_one_by_one(tokenizer, result) -> tuple[torch.Tensor, torch.Tensor]:
-    """The decoding of the time: one decoder call per sample and part (same output as ``decode_streams``)."""
-    rate = tokenizer.downsample_rate
-    part_lengths = result.part_lengths.cpu()
-    lengths = (part_lengths.max(-1).values.clamp(min=1) * rate).long()
-    dims = {p.name: p.dim for p in tokenizer.layout.parts}
-    out = torch.zeros(len(lengths), int(lengths.max()), tokenizer.feature_dim)
-    for b in range(len(lengths)):
-        frames = int(lengths[b])
-        streams = {}
-        for p, name in enumerate(tokenizer.parts):
-            n = int(part_lengths[b, p])
-            if n >= 2:
-                x = tokenizer.part(name).decode(result.codes[b, :n, p][None])[0]
-                if x.shape[0] < frames:
-                    x = torch.cat([x, x[-1:].expand(frames - x.shape[0], -1)])
-            else:
-                x = torch.zeros(frames, dims[name])
-            streams[name] = x[:frames]
-        out[b, :frames] = tokenizer.layout.merge(streams)
-    return out, lengths
-
-
 def score(pred, target, lp, lt, parts, arm: str) -> tuple[np.ndarray, float, float]:
     """[B, 2, P] DTW-JPE / DTW-PA-JPE scores of a batch; seconds of DTW-JPE and of DTW-PA-JPE."""
     scores = np.empty((pred.shape[0], 2, len(parts)))
@@ -149,7 +128,7 @@ def evaluate(stage: LMStage, batches: list, arm: str) -> dict:
                                    **ARMS[arm])
         timings["generate"] += time.perf_counter() - start
         start = time.perf_counter()
-        feats, lengths = (decode_one_by_one if arm == "before" else decode_streams)(stage.tokenizer, result)
+        feats, lengths = decode_streams(stage.tokenizer, result)
         feats = norm.denormalize(feats)
         timings["decode"] += time.perf_counter() - start
         start = time.perf_counter()

@@ -65,6 +65,12 @@ def test_every_plan_trains_each_claims_arm():
                           .split("=", 1)[1])
     assert settings["exemplar"] == "oracle" and settings["dictionary"] == "d"
     assert "retrieval-oracle" not in [a.name for a in plan_arms(plan_config("full", "/tmp/unused", oracle_arm=False))]
+    only = plan_config("full", "/tmp/unused", groups=("retrieval",))
+    assert [a.name for a in plan_arms(only)] == ["base", "retrieval"]
+    with pytest.raises(ValueError, match="unknown arm groups"):
+        plan_config("full", "/tmp/unused", groups=("speed",))
+    tokenizer = {"cache": Path("c"), "ckpt": Path("k"), "dictionary": Path("d"), "pretrained": Path("p.ckpt")}
+    assert "--model.init_args.init_ckpt=p.ckpt" in arm_args(full, plan_arms(full)[0], 1, Path("store"), tokenizer)
 
 
 def test_verdicts_follow_the_numbers():
@@ -108,6 +114,9 @@ def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys)
     assert "multihead runs 1/3 of flattened's decoder steps" in names
     assert {"lambda", "codebook"} <= set(summary["sweeps"])
     assert summary["backtranslation"] is not None
+    if plan_config("tiny", out).pretrain_epochs:  # every arm started from the shared denoising checkpoint
+        pretrained = json.loads((out / "pretrain" / "base" / "done.json").read_text())["ckpt"]
+        assert f"initialised the LM from {pretrained}" in (out / "runs" / "base" / "seed1" / "log.txt").read_text()
     decoding = summary["decoding"]
     assert decoding["flattened"]["steps_per_sample"] > decoding["multihead"]["steps_per_sample"]
     for variant in ("retrieval", "random", "oracle", "plain"):
@@ -189,3 +198,14 @@ def test_terminating_a_claims_run_stops_its_trainings(tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def test_resuming_with_other_training_settings_is_refused(tmp_path, capsys):
+    out = tmp_path / "claims"
+    out.mkdir()
+    saved = {"stage2_epochs": 99, "workers": 7}  # no pretrain_epochs: a folder older than the field (0)
+    (out / "config.json").write_text(json.dumps(saved))
+    assert soke_main(["claims", "--plan", "tiny", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "stage2_epochs: 99 -> 1" in err and "pretrain_epochs: 0 -> 1" in err and "new --out" in err
+    assert "workers" not in err and json.loads((out / "config.json").read_text()) == saved

@@ -8,11 +8,17 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tests.test_stage2_lm import _cli, pipeline
 
 from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_string
-from soke_lightning.training.denoise import (DenoiseSettings, denoise_prompts, eval_rng, mask_spans,
-                                             noised_motion_string, transfer_weights)
-from tests.test_stage2_lm import ROOT, _cli, pipeline
+from soke_lightning.training.denoise import (
+    DenoiseSettings,
+    denoise_prompts,
+    eval_rng,
+    mask_spans,
+    noised_motion_string,
+    transfer_weights,
+)
 
 
 @pytest.fixture(scope="module")

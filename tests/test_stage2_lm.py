@@ -244,27 +244,6 @@ def test_slrtp_switch_is_validated():
         LMStage(tokenizer_ckpt="unused.ckpt", mbart={}, slrtp="yes")
 
 
-def test_decode_streams_batches_equal_lengths_like_one_by_one(run):
-    from soke_lightning.models.tokenizer import decode_streams
-
-    tok = SignTokenizer.from_checkpoint(run["stage1"])
-    gen = torch.Generator().manual_seed(0)
-    part_lengths = torch.tensor([[5, 5, 3], [5, 2, 5], [3, 5, 0], [5, 5, 5]])
-    codes = torch.randint(0, 8, (4, 5, 3), generator=gen)
-    for b in range(4):
-        for p in range(3):
-            codes[b, part_lengths[b, p]:, p] = -1
-    result = GenerationResult(codes, part_lengths.max(-1).values, part_lengths, torch.ones(4, dtype=torch.bool), 6)
-    feats, lengths = decode_streams(tok, result)
-    for b in range(4):
-        single = GenerationResult(codes[b:b + 1], part_lengths[b:b + 1].max(-1).values, part_lengths[b:b + 1],
-                                  torch.tensor([True]), 6)
-        one, n = decode_streams(tok, single)
-        assert int(n) == int(lengths[b])
-        assert torch.allclose(feats[b, : int(n)], one[0], atol=1e-5)
-        assert (feats[b, int(n):] == 0).all()
-
-
 def test_from_features_with_lengths_poses_only_valid_frames():
     from soke_lightning.kinematics import get_joint_backend
 

@@ -220,12 +220,11 @@ def tokenizer_hash(source: str | os.PathLike | SignTokenizer) -> str:
 
 
 def decode_streams(tokenizer: SignTokenizer, result: GenerationResult) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generated codes -> normalised features, each sample's part on its own (docs/design.md §4.10).
+    """Generated codes -> normalised features, one sample and part at a time (docs/design.md §4.10).
 
-    Each part with >= 2 codes is decoded without padding (batching zero-padded codes would change the frames near
-    the end: the decoder's receptive field reaches past them); samples whose part has the same number of codes are
-    decoded together, which is the same computation. A part with 0-1 codes is the mean pose (zeros). Every stream
-    is padded by repeating its last frame up to ``rate x`` the sample's longest part (at least one step).
+    Each part with >= 2 codes is decoded on its own (batching zero-padded codes would change the frames near the
+    end: the decoder's receptive field reaches past them); a part with 0-1 codes is the mean pose (zeros). Every
+    stream is padded by repeating its last frame up to ``rate x`` the sample's longest part (at least one step).
 
     Returns:
         (features [B, T_max, 133] normalised and zero-padded, lengths [B] frames).
@@ -235,26 +234,18 @@ def decode_streams(tokenizer: SignTokenizer, result: GenerationResult) -> tuple[
     lengths = (part_lengths.max(-1).values.clamp(min=1) * rate).long()
     device = next(tokenizer.parameters()).device
     dims = {p.name: p.dim for p in tokenizer.layout.parts}
-    decoded: dict[tuple[int, str], torch.Tensor] = {}
-    for p, name in enumerate(tokenizer.parts):
-        groups: dict[int, list[int]] = {}
-        for b, n in enumerate(part_lengths[:, p].tolist()):
-            if n >= 2:
-                groups.setdefault(int(n), []).append(b)
-        for n, rows in groups.items():
-            x = tokenizer.part(name).decode(result.codes[rows, :n, p].to(device))
-            for i, b in enumerate(rows):
-                decoded[b, name] = x[i]
     out = torch.zeros(len(lengths), int(lengths.max()) if len(lengths) else 0, tokenizer.feature_dim, device=device)
     for b in range(len(lengths)):
         frames = int(lengths[b])
         streams = {}
-        for name in tokenizer.parts:
-            x = decoded.get((b, name))
-            if x is None:
+        for p, name in enumerate(tokenizer.parts):
+            n = int(part_lengths[b, p])
+            if n >= 2:
+                x = tokenizer.part(name).decode(result.codes[b, :n, p][None].to(device))[0]
+                if x.shape[0] < frames:
+                    x = torch.cat([x, x[-1:].expand(frames - x.shape[0], -1)])
+            else:
                 x = torch.zeros(frames, dims[name], device=device)
-            elif x.shape[0] < frames:
-                x = torch.cat([x, x[-1:].expand(frames - x.shape[0], -1)])
             streams[name] = x[:frames]
         out[b, :frames] = tokenizer.layout.merge(streams)
     return out, lengths

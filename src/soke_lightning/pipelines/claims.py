@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import matplotlib
@@ -178,15 +178,16 @@ ARM_GROUPS = ("retrieval", "diagnostic", "decoding", "lambda", "codebook")
 #: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
 #: toy models, a few minutes).
 PLANS: dict[str, dict] = {
-    # 9 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes)
-    "full": {"stage2_epochs": 12},
+    # 10 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes); the
+    # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
+    "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
     "quick": {"seeds": (1, 2, 3), "stage1_epochs": 12, "stage2_epochs": 10, "judge": False,
-              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6},
+              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6, "pretrain_epochs": 10},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
              "stage2_config": "experiments/stage2/debug.yaml", "judge_config": "experiments/backtranslation/debug.yaml",
              "stage1_epochs": 1, "stage2_epochs": 1, "judge_epochs": 1,
              "codebooks": {"base": None, "small": {"body": 16, "lhand": 16, "rhand": 16}}, "lambdas": (0.5,),
-             "decodings": ("flattened",), "latency_samples": 2, "bootstrap": 200,
+             "decodings": ("flattened",), "latency_samples": 2, "bootstrap": 200, "pretrain_epochs": 1,
              "stage2_args": ("--model.init_args.generation.max_codes=12",)},
 }
 
@@ -932,10 +933,37 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
             signal.signal(signal.SIGTERM, previous)
 
 
+#: ClaimsConfig fields that change what a finished run in the folder means: a resumed run must keep them.
+TRAINING_FIELDS = ("corpus", "corpus_seed", "stage1_config", "stage2_config", "judge_config", "stage1_epochs",
+                   "stage2_epochs", "judge_epochs", "stage1_args", "stage2_args", "judge_args", "codebooks",
+                   "retrieval_settings", "pretrain_epochs", "pretrain_args")
+
+
+def _check_resume(cfg: ClaimsConfig, saved: dict, progress: Callable[[str], None]) -> bool:
+    """True when ``cfg`` may write into a folder whose ``config.json`` is ``saved``; a training change is refused
+    (the finished runs would be mixed with runs trained another way), except for ``--report-only``."""
+    ours = json.loads(json.dumps({k: getattr(cfg, k) for k in TRAINING_FIELDS}, default=str))
+    # a field the folder's config lacks is older than the field: its runs had the field's default behaviour
+    defaults = {f.name: f.default for f in fields(ClaimsConfig) if f.default is not MISSING}
+    before = json.loads(json.dumps({k: saved.get(k, defaults.get(k)) for k in TRAINING_FIELDS}, default=str))
+    changed = {k: (before[k], ours[k]) for k in TRAINING_FIELDS if before[k] != ours[k] and before[k] is not None}
+    if not changed:
+        return True
+    listed = "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+    if cfg.report_only:
+        progress(f"{cfg.out}: the folder's runs were trained with other settings than this plan ({listed}); "
+                 f"reporting them as they were trained")
+        return False
+    raise ValueError(f"{cfg.out / 'config.json'}: this folder holds runs trained with other settings ({listed}); "
+                     f"resuming would mix them: give a new --out, or the folder's own settings")
+
+
 def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: float) -> dict:
     cfg.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg.out / "config.json", {k: (str(v) if isinstance(v, Path) else v)
-                                                for k, v in asdict(cfg).items()})
+    config_file = cfg.out / "config.json"
+    saved = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else None
+    if saved is None or _check_resume(cfg, saved, progress):
+        atomic_write_json(config_file, {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()})
     progress(f"corpus ({cfg.corpus}) and baselines")
     if cfg.report_only and not (cfg.out / "baselines.json").is_file():
         raise RuntimeError(f"{cfg.out}: not a claims run folder (no baselines.json); run `soke claims --out "
