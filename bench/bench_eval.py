@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from soke_lightning.data.datamodule import SignDataModule  # noqa: E402
 from soke_lightning.metrics.functional.alignment import qcp_similarity  # noqa: E402
-from soke_lightning.metrics.functional.dtw import VARIANTS, _index, _numba_inputs, dtw_joint_error  # noqa: E402
+from soke_lightning.metrics.functional.dtw import VARIANTS, dtw_joint_error, procrustes_arrays  # noqa: E402
 from soke_lightning.models.tokenizer import decode_streams  # noqa: E402
 from soke_lightning.training.lm_stage import LMStage  # noqa: E402
 
@@ -106,9 +106,7 @@ def score(pred, target, lp, lt, parts, arm: str) -> tuple[np.ndarray, float, flo
                                               align_joints=part.align_joints, align_index=part.align_index,
                                               **VARIANTS["dtw_pa_jpe"]).numpy()
         else:
-            nj = x.shape[2]
-            arrays = _numba_inputs(x, y, "procrustes", _index(part.align_joints, nj, "align_joints"),
-                                   _index(part.eval_joints, nj, "eval_joints"), "mean_l2")
+            arrays = procrustes_arrays(x, y, part.align_joints, part.eval_joints)
             out = np.empty(x.shape[0])
             per_cell_pa_dtw(*arrays, lp.numpy(), lt.numpy(), out)
             scores[:, 1, p] = out

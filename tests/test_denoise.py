@@ -8,10 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from tests.test_stage2_lm import _cli, pipeline
 
-from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_string
-from soke_lightning.training.denoise import (
+from soke_lightning.models.denoise import (
     DenoiseSettings,
     denoise_prompts,
     eval_rng,
@@ -19,6 +17,8 @@ from soke_lightning.training.denoise import (
     noised_motion_string,
     transfer_weights,
 )
+from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_string
+from test_stage2_lm import _cli, pipeline
 
 
 @pytest.fixture(scope="module")

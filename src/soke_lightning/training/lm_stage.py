@@ -63,13 +63,13 @@ from soke_lightning.metrics.dtw import SignMotionMetrics, parts_from_joint_sets
 from soke_lightning.metrics.functional.parts import MASKABLE_VARIANTS, keypoint_parts
 from soke_lightning.metrics.functional.slrtp import slrtp_joints, wrist_joints
 from soke_lightning.metrics.slrtp import SLRTPMotionMetrics
+from soke_lightning.models.denoise import DenoiseSettings, denoise_prompts, eval_rng, transfer_weights
 from soke_lightning.models.generation import GenerationConfig, GenerationResult
 from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files, tokenizer_from_files
 from soke_lightning.models.tokenizer import SignTokenizer, decode_streams, tokenizer_hash
 from soke_lightning.retrieval.matcher import separator_texts
 from soke_lightning.training.common import EvalLoops, adamw_cosine, compile_in_place
-from soke_lightning.training.denoise import DenoiseSettings, denoise_prompts, eval_rng, transfer_weights
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class LMStage(EvalLoops, LightningModule):
             Python, about 0.05-0.2 s per sample on one core; false leaves it out.
         objective: "translate" (text -> codes, SOKE's fine-tuning) or "denoise" (mBART's pretraining objective on
             motion codes: the prompt is the sample's own codes with spans masked; :mod:`.denoise`).
-        denoise_settings: :class:`~soke_lightning.training.denoise.DenoiseSettings` fields (``mask_ratio``,
+        denoise_settings: :class:`~soke_lightning.models.denoise.DenoiseSettings` fields (``mask_ratio``,
             ``mean_span``, ``max_steps``).
         init_ckpt: start from this stage-2 checkpoint's weights and text tokenizer (e.g. a ``denoise`` run), as
             SOKE starts from pretrained mBART: same stage-1 tokenizer and mbart sizes; vocabulary rows are matched by

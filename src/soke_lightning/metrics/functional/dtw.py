@@ -42,6 +42,7 @@ __all__ = [
     "dtw_pa_jpe",
     "dtw_mje",
     "VARIANTS",
+    "procrustes_arrays",
 ]
 
 ALIGNS = ("root", "procrustes", "none")
@@ -629,6 +630,22 @@ def _numba_inputs(x, y, align, fit_idx, eval_idx, frame_cost) -> tuple:
     ye = y if eval_idx is None else y[:, :, eval_idx]
     dtype = torch.float64 if (x.dtype == torch.float64 or y.dtype == torch.float64) else torch.float32
     return _np(xe.permute(0, 2, 3, 1), dtype), _np(ye.permute(0, 2, 3, 1), dtype)  # [B, J, 3, T]
+
+
+def procrustes_arrays(pred: torch.Tensor, target: torch.Tensor, align_joints=None, eval_joints=None) -> tuple:
+    """The float64 arrays the DTW-PA-JPE kernels read, for other kernels over the same inputs (benchmarks).
+
+    Args:
+        pred, target: [B, T, J, 3] joints.
+        align_joints / eval_joints: joint indices the similarity is fitted on / the error is measured on.
+
+    Returns:
+        (xf [B, Tp, K, 3], yf [B, K, 3, Tt], gy [B, Tt], xe [B, Tp, E, 3], ye [B, E, 3, Tt]): fit and evaluated
+        joints centred on the fit joints' centroid (target-side arrays frame-last), and Σ|y_k|² per target frame.
+    """
+    nj = pred.shape[2]
+    return _numba_inputs(pred, target, "procrustes", _index(align_joints, nj, "align_joints"),
+                         _index(eval_joints, nj, "eval_joints"), "mean_l2")
 
 
 def _cost_numba(x, y, lp, lt, align, fit_idx, eval_idx, frame_cost, out) -> None:
