@@ -2,7 +2,8 @@
 
     soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only]
 
-Arms (every one trained with each seed, the same schedule for all): retrieval off / on (plus random-code and
+Arms (every one trained with each seed, the same schedule for all, all started from one denoising-pretrained
+stage-2 model per tokenizer, as SOKE starts from pretrained mBART): retrieval off / on (plus random-code and
 oracle controls of the retrieval model at evaluation), multihead / flattened / parallel decoding, the λ grid and
 stage-1 codebook sizes. Writes OUT/claims.md (verdicts first, then every table), OUT/claims.json and PNG plots.
 Interrupted runs resume: run the same command again. Plans: full (`make claims`, about an hour on 2 cores),

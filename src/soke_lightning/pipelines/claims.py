@@ -788,6 +788,13 @@ def write_markdown(summary: dict, path: Path) -> Path:
     lines = ["# SOKE's claims on SynthSign", "",
              "Relative changes are of the mean accumulated DTW cost over the same test sentences (averaged over "
              "seeds), with paired bootstrap 95 % intervals; lower DTW is better.", ""]
+    config = summary.get("config", {})
+    pretrain = config.get("pretrain_epochs", 0)
+    lines += [(f"Every stage-2 arm ({config.get('stage2_epochs')} epochs) started from one stage-2 model pretrained "
+               f"for {pretrain} epochs with the denoising objective on the training codes (as SOKE starts from "
+               f"pretrained mBART)." if pretrain else
+               f"Every stage-2 arm ({config.get('stage2_epochs')} epochs) started from random weights (no "
+               f"pretraining)."), ""]
     runs = summary.get("runs")
     if runs and runs["finished"] < runs["planned"]:
         missing = {k: v for k, v in runs["per_arm"].items() if v < len(summary["config"]["seeds"])}
