@@ -121,7 +121,7 @@ serve: $(SERVE_STAMP)  ## web demo on the stage-2 demo checkpoint: http://127.0.
 	  $$(test -f $(DEMO_DATA)/store.json && echo --store $(DEMO_DATA)) $(SERVE_ARGS)
 
 CLAIMS_PLAN := $(if $(QUICK),quick,full)
-claims: $(STAMP)  ## SOKE's claims on SynthSign (retrieval, decoding, lambda, codebook; 3 seeds): outputs/claims/claims.md; QUICK=1 for the short plan; resumes
+claims: $(STAMP)  ## SOKE's claims on SynthSign (denoising pretraining, then retrieval, decoding, lambda, codebook arms; 3 seeds): outputs/claims/claims.md; QUICK=1 for the short plan; resumes
 	$(SOKE) claims --plan $(CLAIMS_PLAN) --out $(OUT)/claims$(if $(QUICK),-quick)
 
 sweep-codebook: $(STAMP)  ## stage-1 codebook-size sweep (wandb agent when a server answers, else `soke sweep`; SWEEP_RUNS=N)
