@@ -257,3 +257,16 @@ def test_from_features_with_lengths_poses_only_valid_frames():
         assert (packed[b, n:] == 0).all()
     with pytest.raises(ValueError, match="lengths"):
         backend.from_features(feats, torch.tensor([1, 2]))
+
+
+def test_bench_eval_times_the_test_split_before_and_after_with_equal_results(run, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_eval", ROOT / "bench" / "bench_eval.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert "make demo" in bench.main(["--ckpt", str(tmp_path / "none.ckpt")])["skipped"]
+    out = bench.main(["--ckpt", str(run["ckpt"]), "--store", str(run["store"]), "--repeats", "1", "--limit", "9"])
+    assert out["same_codes"] and max(out["max_rel_diff"].values()) < 1e-9
+    assert set(out["seconds"]) == {"before", "after"} and out["sentences"] >= 9
+    assert all(v >= 0 for arm in out["seconds"].values() for v in arm.values())
