@@ -195,6 +195,7 @@ def test_terminating_a_claims_run_stops_its_trainings(tmp_path):
         assert run.wait(timeout=60) == 128 + signal.SIGTERM
         time.sleep(1)
         assert _trainings_of(out) == []  # nothing left running: no orphan writes into the run folder
+        assert not list(out.glob("runs/*/seed*/eval.json"))  # a cut-off training is never evaluated
     finally:
         if run.poll() is None:
             run.kill()
@@ -209,3 +210,28 @@ def test_resuming_with_other_training_settings_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "stage2_epochs: 99 -> 1" in err and "pretrain_epochs: 0 -> 1" in err and "new --out" in err
     assert "workers" not in err and json.loads((out / "config.json").read_text()) == saved
+
+
+def test_a_training_that_ends_while_the_run_stops_is_not_taken_as_finished(tmp_path, monkeypatch):
+    """Lightning stops gracefully on SIGTERM: exit 0 and a last.ckpt of an unfinished schedule. Once the run is
+    stopping, _fit refuses whatever the training left, so it is never evaluated."""
+    import soke_lightning.pipelines.claims as claims
+
+    class Finished:  # a training that exits 0 after writing its checkpoint
+        def __init__(self, argv, cwd, env, stdout, stderr):
+            (tmp_path / "run" / "last.ckpt").write_bytes(b"x")
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(claims.subprocess, "Popen", Finished)
+    assert claims._fit("experiments/stage2/debug.yaml", tmp_path / "run", tmp_path, []).name == "last.ckpt"
+    claims._STOPPING.set()
+    try:
+        with pytest.raises(RuntimeError, match="stopped with the claims run"):
+            claims._fit("experiments/stage2/debug.yaml", tmp_path / "run", tmp_path, [])
+    finally:
+        claims._STOPPING.clear()

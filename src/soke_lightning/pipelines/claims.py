@@ -241,10 +241,14 @@ def config_path(config: str | Path) -> Path:
 #: The trainings running now (terminated with the run: see :func:`_stop_children`).
 _CHILDREN: set[subprocess.Popen] = set()
 _CHILDREN_LOCK = threading.Lock()
+#: Set when the run is being stopped: a training that ends now was cut off, whatever its exit code (Lightning
+#: stops gracefully on SIGTERM and exits 0 with a checkpoint of the last finished epoch).
+_STOPPING = threading.Event()
 
 
 def _stop_children(signum=None, frame=None) -> None:
     """Terminate every running training (SIGTERM to the claims run would otherwise orphan them), then exit."""
+    _STOPPING.set()
     with _CHILDREN_LOCK:
         children = list(_CHILDREN)
     for child in children:
@@ -282,6 +286,9 @@ def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
                 child.wait()
             with _CHILDREN_LOCK:
                 _CHILDREN.discard(child)
+    if _STOPPING.is_set():
+        raise RuntimeError(f"training in {run_dir} was stopped with the claims run (exit {code}); it is trained "
+                           f"again from an empty folder when the run resumes")
     if code != 0:
         tail = (run_dir / "log.txt").read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise RuntimeError(f"training in {run_dir} failed (exit {code}); log {run_dir / 'log.txt'}:\n" + "\n".join(tail))
@@ -928,6 +935,7 @@ def run_claims(cfg: ClaimsConfig, progress: Callable[[str], None] = log.info) ->
         The summary (what ``claims.json`` holds).
     """
     started = time.perf_counter()
+    _STOPPING.clear()
     torch.set_num_threads(1)
     if threading.current_thread() is threading.main_thread():  # `kill` of the run also stops its trainings
         previous = signal.signal(signal.SIGTERM, _stop_children)
