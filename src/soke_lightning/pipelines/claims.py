@@ -174,7 +174,7 @@ class ClaimsConfig:
 #: Arm groups besides the base (``ClaimsConfig.groups``).
 ARM_GROUPS = ("retrieval", "diagnostic", "decoding", "lambda", "codebook")
 
-#: Named plans: "full" (`make claims`: every arm, about an hour on 2 idle cores), "quick" (`make claims QUICK=1`:
+#: Named plans: "full" (`make claims`: pretraining + every arm, an estimated 70 minutes on 2 idle cores), "quick" (`make claims QUICK=1`:
 #: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
 #: toy models, a few minutes).
 PLANS: dict[str, dict] = {
