@@ -9,8 +9,8 @@ is the cost of all that relative to the bare read; the balanced sampler's epoch 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,9 @@ import numpy as np
 from soke_lightning.data.datamodule import SignDataModule
 from soke_lightning.data.normalization import STATS_FILE, compute_stats, save_stats
 from soke_lightning.data.store import Sample, StoreWriter, open_store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib: shared benchmark pieces
+from benchlib import best_of  # noqa: E402
 
 CORPORA = (("how2sign", "asl", 30.0), ("csl_daily", "csl", 30.0), ("phoenix14t", "dgs", 25.0))
 
@@ -31,15 +34,6 @@ def _write(root: Path, per_corpus: int, seed: int) -> None:
                 out.add(Sample(f"{corpus}_{i:05d}", f"sentence {i}", lang, corpus, frames, fps))
     mean, std, n = compute_stats(s.frames for s in open_store(root).split("train"))
     save_stats(root / STATS_FILE, mean, std, n, "bench")
-
-
-def _best_of(repeats: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv: list[str]) -> dict:
@@ -59,7 +53,7 @@ def main(argv: list[str]) -> dict:
                 split[i]
 
         results = {"samples": n, "batch_size": args.batch_size}
-        t_raw = _best_of(args.repeats, raw_reads)
+        t_raw, _ = best_of(args.repeats, raw_reads)
         results["raw_store_read_samples_per_s"] = round(n / t_raw, 1)
         for sampler in ("shuffle", "balanced"):
             dm = SignDataModule([str(root)], batch_size=args.batch_size, sampler=sampler, balance_temperature=5.0)
@@ -69,7 +63,7 @@ def main(argv: list[str]) -> dict:
                 for _ in loader:
                     pass
 
-            t = _best_of(args.repeats, epoch)
+            t, _ = best_of(args.repeats, epoch)
             results[f"{sampler}_epoch_samples_per_s"] = round(n / t, 1)
             results[f"{sampler}_cost_vs_raw_read"] = round(t / t_raw, 2)
     return results

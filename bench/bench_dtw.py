@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 import torch
 
 from soke_lightning.metrics.functional import dtw_from_cost, dtw_joint_error, pairwise_frame_cost
-from soke_lightning.metrics.functional.alignment import centre_on, qcp_similarity
+from soke_lightning.metrics.functional.dtw import procrustes_arrays
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib: shared benchmark pieces
+from benchlib import per_cell_pa_dtw  # noqa: E402
 
 PARTS = {"body": 12, "lhand": 21, "rhand": 21}
 
@@ -84,56 +89,6 @@ def naive_numba_dtw(pred, target):  # pragma: no cover - compiled
     return acc[n, m]
 
 
-@numba.njit(parallel=True, cache=True)
-def scalar_qcp_pa_dtw(xf, yf, gy, lp, lt, out):  # pragma: no cover - compiled
-    """DTW-PA-JPE the straightforward way in numba: covariance, one scalar QCP call and the errors cell by cell
-    (fit = evaluated joints), parallel over pairs; the same-run baseline of the batched row solver."""
-    for p in numba.prange(xf.shape[0]):
-        n, m = lp[p], lt[p]
-        nk = xf.shape[2]
-        prev = np.empty(m)
-        cur = np.empty(m)
-        row = np.empty(m)
-        for i in range(n):
-            gx = 0.0
-            for k in range(nk):
-                gx += xf[p, i, k, 0] ** 2 + xf[p, i, k, 1] ** 2 + xf[p, i, k, 2] ** 2
-            for j in range(m):
-                s = np.zeros(9)
-                for k in range(nk):
-                    for c in range(3):
-                        for a in range(3):
-                            s[3 * c + a] += xf[p, i, k, c] * yf[p, k, a, j]
-                r = qcp_similarity(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], gx, gy[p, j])
-                err = 0.0
-                for k in range(nk):
-                    x0, x1, x2 = xf[p, i, k, 0], xf[p, i, k, 1], xf[p, i, k, 2]
-                    d0 = r[9] * (r[0] * x0 + r[1] * x1 + r[2] * x2) - yf[p, k, 0, j]
-                    d1 = r[9] * (r[3] * x0 + r[4] * x1 + r[5] * x2) - yf[p, k, 1, j]
-                    d2 = r[9] * (r[6] * x0 + r[7] * x1 + r[8] * x2) - yf[p, k, 2, j]
-                    err += np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
-                row[j] = err / nk
-            if i == 0:
-                acc = 0.0
-                for j in range(m):
-                    acc += row[j]
-                    cur[j] = acc
-            else:
-                cur[0] = prev[0] + row[0]
-                for j in range(1, m):
-                    cur[j] = row[j] + min(prev[j - 1], prev[j], cur[j - 1])
-            prev, cur = cur, prev
-        out[p] = prev[m - 1]
-
-
-def _scalar_qcp_inputs(x, y):
-    xc, _ = centre_on(x.double())
-    yc, _ = centre_on(y.double())
-    gy = (yc * yc).sum((-1, -2))
-    return (np.ascontiguousarray(xc.numpy()), np.ascontiguousarray(yc.permute(0, 2, 3, 1).numpy()),
-            np.ascontiguousarray(gy.numpy()))
-
-
 def _timed(fn):
     start = time.perf_counter()
     out = fn()
@@ -171,13 +126,13 @@ def main(argv: list[str]) -> dict:
     # the straightforward per-cell kernel (one scalar QCP per cell), same data, same process
     small = {p: (x[:2], y[:2], lp[:2], lt[:2]) for p, (x, y, lp, lt) in data.items()}
     for x, y, lp, lt in small.values():  # compile / load the cache outside the timing
-        scalar_qcp_pa_dtw(*_scalar_qcp_inputs(x, y), lp.numpy(), lt.numpy(), np.empty(2))
+        per_cell_pa_dtw(*procrustes_arrays(x, y), lp.numpy(), lt.numpy(), np.empty(2))
 
     def run_scalar():
         out = {}
         for p, (x, y, lp, lt) in data.items():
             out[p] = np.empty(len(lp))
-            scalar_qcp_pa_dtw(*_scalar_qcp_inputs(x, y), lp.numpy(), lt.numpy(), out[p])
+            per_cell_pa_dtw(*procrustes_arrays(x, y), lp.numpy(), lt.numpy(), out[p])
         return out
 
     scalar, scalar_s, scalar_cpu = _cpu_timed(run_scalar)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,21 +20,15 @@ from soke_lightning.data.official import get_reader, write_official_split
 from soke_lightning.data.prepare import prepare_corpus
 from soke_lightning.data.store import Sample, open_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib: shared benchmark pieces
+from benchlib import best_of  # noqa: E402
+
 
 def _samples(n: int, min_frames: int, max_frames: int, seed: int) -> list[Sample]:
     rng = np.random.default_rng(seed)
     return [Sample(f"S{i:06d}_P0000_T00", f"句子 {i}", "csl", "csl_daily",
                    rng.normal(size=(int(rng.integers(min_frames, max_frames + 1)), 179)).astype(np.float32), 30.0)
             for i in range(n)]
-
-
-def _best_of(repeats: int, fn) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main(argv: list[str]) -> dict:
@@ -67,8 +62,8 @@ def main(argv: list[str]) -> dict:
         def read_store():
             return list(open_store(store_dir).split("train"))
 
-        official_s, official = _best_of(args.repeats, read_official)
-        store_s, stored = _best_of(args.repeats, read_store)
+        official_s, official = best_of(args.repeats, read_official)
+        store_s, stored = best_of(args.repeats, read_store)
         for a, b, ref in zip(official, stored, samples, strict=True):
             if not (np.array_equal(a.frames, ref.frames) and np.array_equal(b.frames, ref.frames)):
                 raise AssertionError(f"sample {ref.name}: frames read back differ from those written")

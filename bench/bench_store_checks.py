@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from soke_lightning.core.layout import RAW_DIM
 from soke_lightning.data.store import BLOCK_FRAMES, PackedStore, Sample, StoreWriter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchlib: shared benchmark pieces
+from benchlib import best_of  # noqa: E402
 
 
 def _write(root: Path, samples: int, frames: int) -> Path:
@@ -29,15 +32,6 @@ def _write(root: Path, samples: int, frames: int) -> Path:
         for i in range(samples):
             split.add(Sample(f"S{i:07d}", f"sentence number {i}", "asl", "bench", block, 25.0, {"k": i}))
     return root
-
-
-def _best_of(repeats: int, fn) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def _unchecked_open(root: Path) -> int:
@@ -66,15 +60,15 @@ def main(argv: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="soke-bench-store-") as tmp:
         short = _write(Path(tmp) / "short", args.samples, 2)
         long = _write(Path(tmp) / "long", args.samples, 40)
-        checked_s = _best_of(args.repeats, lambda: PackedStore(short).split("train"))
-        unchecked_s = _best_of(args.repeats, lambda: _unchecked_open(short))
-        checked_long_s = _best_of(args.repeats, lambda: PackedStore(long).split("train"))
+        checked_s, _ = best_of(args.repeats, lambda: PackedStore(short).split("train"))
+        unchecked_s, _ = best_of(args.repeats, lambda: _unchecked_open(short))
+        checked_long_s, _ = best_of(args.repeats, lambda: PackedStore(long).split("train"))
 
         big = _write(Path(tmp) / "big", max(1, args.verify_frames // 200), 200)
         split = PackedStore(big).split("train")
         problems: list[str] = []
-        verify_s = _best_of(args.repeats, lambda: problems.extend(split.verify()))
-        read_s = _best_of(args.repeats, lambda: _plain_read(split.frames_path))
+        verify_s, _ = best_of(args.repeats, lambda: problems.extend(split.verify()))
+        read_s, _ = best_of(args.repeats, lambda: _plain_read(split.frames_path))
         if problems:
             raise AssertionError(f"a freshly written store failed verification: {problems}")
         megabytes = split.frames_path.stat().st_size / 1e6
