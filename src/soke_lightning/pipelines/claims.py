@@ -344,19 +344,23 @@ def prepare_pretrain(cfg: ClaimsConfig, label: str, store: Path, tokenizer: dict
     done = folder / "done.json"
     if done.is_file():
         return Path(json.loads(done.read_text(encoding="utf-8"))["ckpt"])
-    args = [*_data_args(store, tokenizer["cache"]), f"--model.init_args.tokenizer_ckpt={tokenizer['ckpt']}",
-            f"--seed_everything={SHARED_SEED}", f"--trainer.max_epochs={cfg.pretrain_epochs}",
-            *cfg.stage2_args, "--model.init_args.objective=denoise", *cfg.pretrain_args]
+    args = [*_stage2_args(cfg, store, tokenizer, SHARED_SEED, cfg.pretrain_epochs),
+            "--model.init_args.objective=denoise", *cfg.pretrain_args]
     ckpt = _fit(cfg.stage2_config, folder / "run", store, args)
     atomic_write_json(done, {"ckpt": str(ckpt)})
     return ckpt
 
 
+def _stage2_args(cfg: ClaimsConfig, store: Path, tokenizer: dict[str, Path], seed: int, epochs: int) -> list[str]:
+    """The `soke fit` overrides every stage-2 training of the run shares (data, tokenizer, seed, schedule)."""
+    return [*_data_args(store, tokenizer["cache"]), f"--model.init_args.tokenizer_ckpt={tokenizer['ckpt']}",
+            f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--trainer.max_epochs={epochs}",
+            *cfg.stage2_args]
+
+
 def arm_args(cfg: ClaimsConfig, arm: Arm, seed: int, store: Path, tokenizer: dict[str, Path]) -> list[str]:
     """The `soke fit` overrides of one arm and seed."""
-    args = [*_data_args(store, tokenizer["cache"]), f"--model.init_args.tokenizer_ckpt={tokenizer['ckpt']}",
-            f"--seed_everything={seed}", f"--data.init_args.seed={seed}", f"--trainer.max_epochs={cfg.stage2_epochs}",
-            *cfg.stage2_args, *arm.args]
+    args = [*_stage2_args(cfg, store, tokenizer, seed, cfg.stage2_epochs), *arm.args]
     if tokenizer.get("pretrained") is not None:
         args.append(f"--model.init_args.init_ckpt={tokenizer['pretrained']}")
     if arm.retrieval:

@@ -564,11 +564,13 @@ class LMStage(EvalLoops, LightningModule):
         """Encoder inputs of B prompts (:meth:`TextTokenizer.encode_source`), on this module's device."""
         return self.text_tokenizer.encode_source(texts, langs, self.hparams.max_source_length).to(self.device)
 
-    def _forward(self, batch: SignBatch, stage: str = "train"):
+    def _forward(self, batch: SignBatch, prompts: list[str] | None = None):
+        """Teacher-forced loss of a batch; ``prompts`` default to the training prompts (:meth:`_prompts`)."""
         if batch.codes is None:
             raise ValueError("LMStage: the batch carries no token codes; give the DataModule a token_cache "
                              "(`soke encode` output), e.g. --data.init_args.token_cache outputs/tokens-demo")
-        src = self.encode_prompts(self._prompts(batch, stage), list(batch.lang))
+        prompts = self._prompts(batch, "train") if prompts is None else prompts
+        src = self.encode_prompts(prompts, list(batch.lang))
         return self.lm(src.input_ids, src.attention_mask, batch.codes, batch.code_lengths, list(batch.lang))
 
     def training_step(self, batch: SignBatch, batch_idx: int) -> torch.Tensor:
@@ -608,10 +610,10 @@ class LMStage(EvalLoops, LightningModule):
         """Generate, decode and score one batch; returns the generated motion (denormalised ``features``
         [B, T, 133] and ``lengths`` [B]) for callbacks such as the back-translation scorer."""
         size = len(batch)
-        if batch.codes is not None:
-            out = self._forward(batch, stage)
-            self._log_mean(stage, "loss", out.loss, size)
         prompts = self._prompts(batch, stage)
+        if batch.codes is not None:
+            out = self._forward(batch, prompts)
+            self._log_mean(stage, "loss", out.loss, size)
         start = time.perf_counter()
         feats, lengths, result = self.generate(prompts, list(batch.lang))
         elapsed = time.perf_counter() - start
