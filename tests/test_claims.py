@@ -13,6 +13,9 @@ from soke_lightning.cli import main as soke_main
 from soke_lightning.pipelines.claims import (
     Concepts,
     arm_args,
+    copy_table,
+    covered_steps,
+    duration_table,
     frequency_group,
     paired_change,
     plan_arms,
@@ -101,6 +104,40 @@ def test_slrtp_table_pools_the_model_samples_beside_the_baselines(tmp_path):
     assert "## SLRTP protocol (base arm)" in md and "| model | all | 0.0400 | 0.6667 | 0.7500 |" in md
 
 
+def test_covered_steps_copy_and_duration_tables(tmp_path):
+    import numpy as np
+
+    from soke_lightning.retrieval.matcher import Match, RetrievedEntry
+
+    def entry(word):
+        return RetrievedEntry(Match(word, "asl", 0, len(word)), np.zeros((2, 3), np.int64), 2)
+
+    concept = {"owl": "OWL", "cat": "CAT", "emu": "EMU"}.get
+    # 40 stored frames, 10 code steps of 4 frames: OWL spans frames 8..15 (steps 2, 3), CAT 24..39 (steps 6..9)
+    covered = covered_steps([entry("owl"), entry("cat"), entry("emu")], lambda lang, w: concept(w),
+                            ["DOG", "OWL", "CAT"], [[0, 8], [8, 16], [24, 40]], 40, 10, 4)
+    assert covered.astype(int).tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 1, 1]  # EMU is not signed: covers nothing
+    # copy counts per variant: [hits covered, covered, hits rest, rest]
+    runs = [{"samples": [{"copy": {"plain": [2, 10, 5, 10], "oracle": [9, 10, 5, 10]}},
+                         {"copy": {"plain": [3, 10, 5, 10], "oracle": [10, 10, 6, 10]}}]},
+            {"samples": [{"copy": {"plain": [0, 0, 2, 4], "oracle": [0, 0, 2, 4]}}]}]
+    table = copy_table(runs)
+    assert table["oracle"] == {"covered": 0.95, "rest": 13 / 24, "covered_steps": 20}
+    assert table["plain"]["covered"] == 0.25
+    assert copy_table([{"samples": [{"scores": {}}]}]) == {}  # no retrieval: no table
+    # durations: per variant [frames, stopped on its own]; an old record (frames only) counts as plain
+    samples = [{"gt_frames": 100, "durations": {"plain": [100, True], "retrieval": [400, False]}},
+               {"gt_frames": 50, "durations": {"plain": [75, True], "retrieval": [50, True]}}]
+    durations = duration_table([{"samples": samples}])
+    assert durations["plain"] == {"ratio": 1.25, "median": 1.25, "cut": 0.0, "n": 2}
+    assert durations["retrieval"]["ratio"] == 2.5 and durations["retrieval"]["cut"] == 0.5
+    assert duration_table([{"samples": [{"gt_frames": 80, "frames": 100}]}])["plain"]["cut"] is None
+    md = write_markdown({"verdicts": [], "copying": {"retrieval-oracle": table},
+                         "durations": {"retrieval": durations}}, tmp_path / "claims.md").read_text()
+    assert "| retrieval-oracle | oracle | 95.0 % | 54.2 % | 20 |" in md
+    assert "| retrieval | retrieval | 2.50 | 2.50 | 50.0 % |" in md
+
+
 @pytest.mark.slow
 def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys):
     out = tmp_path / "claims"
@@ -121,6 +158,11 @@ def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys)
     assert decoding["flattened"]["steps_per_sample"] > decoding["multihead"]["steps_per_sample"]
     for variant in ("retrieval", "random", "oracle", "plain"):
         assert variant in summary["retrieval"]["dtw_jpe"]
+    assert summary["durations"]["base"]["plain"]["cut"] is not None  # evaluated runs record where they stopped
+    assert set(summary["durations"]["retrieval"]) == {"plain", "retrieval", "random", "oracle"}
+    for table in summary["copying"].values():  # teacher-forced accuracies of the samples with an oracle prompt
+        assert set(table) == {"plain", "retrieval", "oracle"}
+        assert all(0 <= c["covered"] <= 1 for c in table.values() if c["covered"] is not None)
     markdown = (out / "claims.md").read_text()
     assert "## Decoding schemes" in markdown and "**(best)**" in markdown
     assert all((out / name).is_file() for name in ("retrieval.png", "lambda.png"))

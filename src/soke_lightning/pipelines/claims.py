@@ -496,7 +496,7 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
     backend, norm = stage.backend, stage.tokenizer.normalizer
     rng = np.random.default_rng(seed)
     sizes = [stage.tokenizer.codebook_sizes[p] for p in stage.tokenizer.parts]
-    rows, prompts = [], defaultdict(list)
+    rows, prompts, copy_inputs = [], defaultdict(list), []
     for i in order:
         r = records[i]
         row = {"name": r["name"], "lang": r["lang"], "text": r["text"],
@@ -514,9 +514,14 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
                 entries, lambda lg, w: known.word_concept.get((lg, w)), meta.get("concepts") or [], meta["spans"],
                 int(r["length"]), own, stage.tokenizer.downsample_rate, callback.max_codes_per_entry)
             prompts["oracle"].append(None if oracle is None else callback.format_entries(r["text"], r["lang"], oracle))
+            copy_inputs.append(None if not oracle else (own, covered_steps(
+                entries, lambda lg, w: known.word_concept.get((lg, w)), meta["concepts"], meta["spans"],
+                int(r["length"]), len(own), stage.tokenizer.downsample_rate)))
         rows.append(row)
     for variant, texts in prompts.items():
         _score_variant(stage, dataset, order, texts, variant, rows, backend, norm)
+    if callback is not None:
+        _copy_accuracy(stage, records, order, prompts, copy_inputs, rows)
     latency = _batch1_latency(stage, [records[i] for i in order[:latency_samples]]) if latency_samples else None
     return {"arm": asdict(arm), "ckpt": str(ckpt), "samples": rows, "latency_ms": latency}
 
@@ -543,11 +548,61 @@ def _score_variant(stage: LMStage, dataset, order: list[int], prompts: list[str 
                                  wrists=stage.slrtp_metrics.wrists)
         for j, k in enumerate(chunk):
             rows[k]["scores"][variant] = scores[j].tolist()
+            # generated frames and whether the sample stopped on its own (False: cut at max_codes)
+            rows[k].setdefault("durations", {})[variant] = [int(lengths[j]), bool(result.finished[j])]
             if slrtp is not None:
                 rows[k]["slrtp"] = slrtp[j].tolist()
             if variant == "plain" or (variant == "retrieval" and "steps" not in rows[k]):
                 rows[k]["steps"] = int(passes[j])
                 rows[k]["frames"], rows[k]["gt_frames"] = int(lengths[j]), int(gt_len[j])
+
+
+def covered_steps(entries: Sequence[RetrievedEntry], concept_of: Callable[[str, str], str | None],
+                  concepts: Sequence[str], spans: Sequence[Sequence[int]], raw_frames: int, steps: int,
+                  rate: int) -> np.ndarray:
+    """[steps] bool: the code steps of a sentence inside the span of a sign that one of ``entries`` retrieved
+    (entries whose concept the sentence does not sign cover nothing).
+
+    >>> from soke_lightning.retrieval.matcher import Match
+    >>> e = RetrievedEntry(Match("owl", "asl", 0, 3), np.zeros((2, 1), np.int64), 2)
+    >>> covered_steps([e], lambda l, w: "OWL", ["CAT", "OWL"], [[0, 8], [8, 16]], 24, 6, 4).astype(int).tolist()
+    [0, 0, 1, 1, 0, 0]
+    """
+    covered = np.zeros(steps, dtype=bool)
+    for e in entries:
+        concept = concept_of(e.match.lang, e.word)
+        if concept in concepts:
+            first, last = span_codes(spans[list(concepts).index(concept)], int(raw_frames), steps * rate, rate, steps)
+            covered[first:last] = True
+    return covered
+
+
+@torch.no_grad()
+def _copy_accuracy(stage: LMStage, records: list[dict], order: list[int], prompts: dict[str, list],
+                   inputs: list, rows: list[dict], batch_size: int = 50) -> None:
+    """Teacher-forced next-code accuracy of every sample that has an oracle prompt, on the code steps the
+    retrieved signs cover and on the rest, per prompt variant: ``rows[k]["copy"][variant] = [hits covered,
+    covered, hits rest, rest]`` (steps x parts). A model that copies from its prompt scores far higher on the
+    covered steps given the oracle prompt (the exact codes) than given the sentence alone."""
+    todo = [k for k, x in enumerate(inputs) if x is not None]
+    for variant in ("plain", "retrieval", "oracle"):
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            codes = [torch.as_tensor(np.asarray(inputs[k][0]), dtype=torch.long) for k in chunk]
+            lengths = torch.tensor([len(c) for c in codes])
+            padded = torch.full((len(chunk), int(lengths.max()), codes[0].shape[-1]), -1, dtype=torch.long)
+            for j, c in enumerate(codes):
+                padded[j, : len(c)] = c
+            langs = [records[order[k]]["lang"] for k in chunk]
+            src = stage.encode_prompts([prompts[variant][k] for k in chunk], langs)
+            out = stage.lm(src.input_ids, src.attention_mask, padded.to(stage.device), lengths.to(stage.device),
+                           langs)
+            hits = torch.stack([out.logits[p].argmax(-1) == out.labels[p] for p in stage.lm.parts], -1).cpu()
+            for j, k in enumerate(chunk):
+                hit = hits[j, : int(lengths[j])].numpy()  # [L, P]; the </s> step after them is not counted
+                covered = inputs[k][1]
+                rows[k].setdefault("copy", {})[variant] = [int(hit[covered].sum()), int(hit[covered].size),
+                                                           int(hit[~covered].sum()), int(hit[~covered].size)]
 
 
 @torch.no_grad()
@@ -631,6 +686,37 @@ def seed_spread(runs: Sequence[dict], variant: str, metric: str, part: str = "av
             "seeds": len(means)}
 
 
+def duration_table(runs: Sequence[dict]) -> dict:
+    """Per prompt variant of one arm's runs: the mean of generated / ground-truth frames over samples and seeds,
+    and the share of samples cut at ``max_codes`` (they never emitted ``</s>``: runaway generations, which the
+    un-normalised DTW cost penalises in proportion to their length). Runs evaluated before the per-variant record
+    give the plain prompt's frames and no cut share."""
+    ratios: dict[str, list[float]] = defaultdict(list)
+    cut: dict[str, list[bool]] = defaultdict(list)
+    for run in runs:
+        for s in run["samples"]:
+            if "durations" in s:
+                for variant, (frames, finished) in s["durations"].items():
+                    ratios[variant].append(frames / s["gt_frames"])
+                    cut[variant].append(not finished)
+            elif "frames" in s:
+                ratios["plain"].append(s["frames"] / s["gt_frames"])
+    return {v: {"ratio": float(np.mean(r)), "median": float(np.median(r)),
+                "cut": float(np.mean(cut[v])) if cut.get(v) else None, "n": len(r)} for v, r in ratios.items()}
+
+
+def copy_table(runs: Sequence[dict]) -> dict:
+    """Teacher-forced next-code accuracy (pooled over samples, seeds and parts) on the code steps the retrieved
+    signs cover and on the rest, per prompt variant (``_copy_accuracy``); empty for arms without retrieval."""
+    sums: dict[str, np.ndarray] = {}
+    for run in runs:
+        for s in run["samples"]:
+            for variant, counts in (s.get("copy") or {}).items():
+                sums[variant] = sums.get(variant, np.zeros(4)) + np.asarray(counts, dtype=np.float64)
+    return {v: {"covered": float(c[0] / c[1]) if c[1] else None, "rest": float(c[2] / c[3]) if c[3] else None,
+                "covered_steps": int(c[1])} for v, c in sums.items()}
+
+
 def _verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else "reproduced" if ok else "not reproduced"
 
@@ -705,6 +791,8 @@ def summarize(cfg: ClaimsConfig, results: dict[str, list[dict]], baselines: dict
                                        "change": None if not dictionary else model / dictionary - 1.0}
     out["vs_dictionary"] = cells
     out["slrtp"] = slrtp_table(base_runs, baselines)
+    out["durations"] = {name: duration_table(runs) for name, runs in results.items()}
+    out["copying"] = {name: table for name, runs in results.items() if (table := copy_table(runs))}
     out["backtranslation"] = judge
     out["verdicts"] = verdicts(out)
     return out
@@ -832,6 +920,30 @@ def write_markdown(summary: dict, path: Path) -> Path:
                   "| rows | " + " | ".join(oracle) + " |", "|---" * (len(oracle) + 1) + "|"]
         for k in oracle["oracle"]:
             lines.append(f"| {k} | " + " | ".join(_pct(oracle[v].get(k)) for v in oracle) + " |")
+    copying = summary.get("copying") or {}
+    if copying:
+        lines += ["", "## Does the model copy from its prompt? (teacher forced)", "",
+                  "Next-code accuracy with the ground-truth history, on the code steps inside a retrieved sign's span "
+                  "(covered) and on the others (rest), by the prompt given: the sentence alone, the dictionary "
+                  "entries, or the oracle (the sentence's own codes of those spans). A model that copies reaches "
+                  "near 100 % on covered steps with the oracle prompt.", "",
+                  "| arm | prompt | covered | rest | covered steps |", "|---|---|---|---|---|"]
+        for arm, table in copying.items():
+            for variant, c in table.items():
+                cov = "n/a" if c["covered"] is None else f"{100 * c['covered']:.1f} %"
+                rest = "n/a" if c["rest"] is None else f"{100 * c['rest']:.1f} %"
+                lines.append(f"| {arm} | {variant} | {cov} | {rest} | {c['covered_steps']} |")
+    durations = summary.get("durations") or {}
+    if durations:
+        lines += ["", "## Generated duration", "",
+                  "Generated / ground-truth frames (mean and median over samples and seeds) and the share of samples "
+                  "cut at the step limit without `</s>` (runaway generations; the un-normalised DTW cost grows with "
+                  "their length).", "", "| arm | prompt | mean ratio | median ratio | cut at limit |",
+                  "|---|---|---|---|---|"]
+        for arm, table in durations.items():
+            for variant, d in table.items():
+                cut = "n/a" if d["cut"] is None else f"{100 * d['cut']:.1f} %"
+                lines.append(f"| {arm} | {variant} | {d['ratio']:.2f} | {d['median']:.2f} | {cut} |")
     agreement = summary.get("entry_agreement")
     if agreement:
         lines += ["", f"## What the dictionary entries share with the sentences ({agreement['split']}, "
