@@ -171,6 +171,20 @@ def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys)
     stamps = [p.stat().st_mtime_ns for p in evals]
     assert soke_main(argv) == 0  # resumes: every run is done, nothing is trained or evaluated again
     assert [p.stat().st_mtime_ns for p in evals] == stamps
+    # --reevaluate scores a run recorded by an older evaluation again from its checkpoint, and only that run
+    old = out / "runs" / "retrieval" / "seed1" / "eval.json"
+    record = json.loads(old.read_text())
+    for s in record["samples"]:
+        s.pop("copy", None), s.pop("durations", None)
+    del record["eval_version"]
+    old.write_text(json.dumps(record))
+    others = [p for p in evals if p != old]
+    stamps = [p.stat().st_mtime_ns for p in others]
+    assert soke_main([*argv, "--reevaluate"]) == 0
+    assert json.loads(old.read_text())["eval_version"] >= 2
+    assert "durations" in json.loads(old.read_text())["samples"][0]
+    assert [p.stat().st_mtime_ns for p in others] == stamps
+    assert soke_main([*argv, "--reevaluate", "--report-only"]) == 2
     # --report-only trains nothing and says what is missing
     removed = out / "runs" / "decoding-flattened" / "seed1" / "eval.json"
     removed.unlink()

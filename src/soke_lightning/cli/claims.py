@@ -1,6 +1,6 @@
 """`soke claims`: train and evaluate SOKE's three claims on SynthSign in one command and write the verdicts.
 
-    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only]
+    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only] [--reevaluate]
 
 Arms (every one trained with each seed, the same schedule for all, all started from one denoising-pretrained
 stage-2 model per tokenizer, as SOKE starts from pretrained mBART): retrieval off / on (plus random-code and
@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write claims.md / claims.json from the runs already finished in --out "
                              "(a partial or interrupted run; the write-up says what is missing)")
+    parser.add_argument("--reevaluate", action="store_true",
+                        help="evaluate the finished runs in --out again where an older version of the evaluation "
+                             "scored them (new tables), from their checkpoints; nothing finished is trained again")
     parser.add_argument("--only", nargs="+", choices=list(ARM_GROUPS), default=None, metavar="GROUP",
                         help=f"train only these arm groups besides the base ({', '.join(ARM_GROUPS)})")
     parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["judge"] = False
     if args.report_only:
         overrides["report_only"] = True
+    if args.reevaluate:
+        overrides["reevaluate"] = True
     if args.only:
         overrides["groups"] = tuple(args.only)
     if args.pretrain_epochs is not None:

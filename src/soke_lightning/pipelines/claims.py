@@ -119,6 +119,9 @@ class ClaimsConfig:
         limit: evaluate at most this many test sentences (None: all).
         report_only: train nothing: write the tables from the runs already finished in ``out`` (a partial or
             interrupted run; each table says how many seeds it averages).
+        reevaluate: score the finished runs again from their checkpoints where an older version of
+            :func:`evaluate_run` recorded them (:data:`EVAL_VERSION`; e.g. for tables added since); unfinished runs
+            are trained as usual.
         pretrain_epochs: > 0: before the arms, pretrain the stage-2 model once per tokenizer with mBART's denoising
             objective on the training codes (``objective: denoise``) and start every arm from it (``init_ckpt``),
             as SOKE starts every arm from pretrained mbart-large-cc25; 0: every arm starts from random weights.
@@ -154,6 +157,7 @@ class ClaimsConfig:
     latency_samples: int = 12
     limit: int | None = None
     report_only: bool = False
+    reevaluate: bool = False
     pretrain_epochs: int = 0
     pretrain_args: tuple[str, ...] = ()
     groups: tuple[str, ...] | None = None
@@ -167,6 +171,9 @@ class ClaimsConfig:
         unknown = sorted(set(self.groups or ()) - set(ARM_GROUPS))
         if unknown:
             raise ValueError(f"ClaimsConfig.groups: unknown arm groups {unknown}; valid: {list(ARM_GROUPS)}")
+        if self.reevaluate and self.report_only:
+            raise ValueError("ClaimsConfig: reevaluate evaluates runs again and report_only evaluates nothing; "
+                             "give one of them")
         if self.pretrain_epochs < 0:
             raise ValueError(f"ClaimsConfig.pretrain_epochs must be >= 0, got {self.pretrain_epochs}")
 
@@ -467,6 +474,11 @@ def _random_entries(entries: Sequence[RetrievedEntry], sizes: Sequence[int], rng
         e.codes.dtype), e.total_codes) for e in entries]
 
 
+#: Version of what :func:`evaluate_run` records (2: per-prompt durations and teacher-forced copy accuracy);
+#: ``--reevaluate`` scores runs recorded by an older version again.
+EVAL_VERSION = 2
+
+
 def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path, *, limit: int | None = None,
                  latency_samples: int = 0, seed: int = 0) -> dict:
     """Generate every test sentence with a trained run and score each sample (DTW per variant x part).
@@ -523,7 +535,8 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
     if callback is not None:
         _copy_accuracy(stage, records, order, prompts, copy_inputs, rows)
     latency = _batch1_latency(stage, [records[i] for i in order[:latency_samples]]) if latency_samples else None
-    return {"arm": asdict(arm), "ckpt": str(ckpt), "samples": rows, "latency_ms": latency}
+    return {"arm": asdict(arm), "ckpt": str(ckpt), "samples": rows, "latency_ms": latency,
+            "eval_version": EVAL_VERSION}
 
 
 @torch.no_grad()
@@ -1131,8 +1144,19 @@ def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: flo
         result = folder / "eval.json"
         if cfg.report_only and not result.is_file():
             return arm.name, None
+        ckpt = None
         if not result.is_file():
             ckpt = _fit(cfg.stage2_config, folder, store, arm_args(cfg, arm, seed, store, tokenizers[arm.codebook]))
+        elif cfg.reevaluate:
+            saved = json.loads(result.read_text(encoding="utf-8"))
+            if saved.get("eval_version", 1) < EVAL_VERSION:
+                ckpt = Path(saved["ckpt"])
+                if not ckpt.is_file():
+                    raise RuntimeError(f"{result}: its checkpoint {ckpt} is gone, so the run cannot be evaluated "
+                                       f"again; delete {result} to train it again")
+                progress(f"evaluating {arm.name} seed {seed} again (evaluation version "
+                         f"{saved.get('eval_version', 1)} -> {EVAL_VERSION})")
+        if ckpt is not None:
             latency = cfg.latency_samples if arm.group in ("base", "decoding") else 0
             atomic_write_json(result, evaluate_run(ckpt, store, arm, known, tokenizers[arm.codebook]["cache"],
                                                    limit=cfg.limit, latency_samples=latency, seed=seed))
