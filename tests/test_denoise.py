@@ -15,6 +15,7 @@ from soke_lightning.models.denoise import (
     eval_rng,
     mask_spans,
     noised_motion_string,
+    permuted_segments,
     transfer_weights,
 )
 from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_string
@@ -49,6 +50,37 @@ def test_noised_string_keeps_visible_codes_in_order_and_one_mask_per_span():
     assert noised_motion_string(codes, parts, DenoiseSettings(mask_ratio=0.0), rng) == motion_string(codes, parts)
     capped = noised_motion_string(codes, parts, DenoiseSettings(mask_ratio=0.0, max_steps=4), rng)
     assert capped == motion_string(codes[:4], parts)
+
+
+def test_segment_permutation_shuffles_whole_segments_after_separators():
+    settings = DenoiseSettings(mask_ratio=0.0, segment_steps=5)
+    rng = np.random.default_rng(0)
+    for units in (1, 2, 9, 40):
+        segments = permuted_segments(units, settings, rng)
+        covered = sorted(i for a, b in segments for i in range(a, b))
+        assert covered == list(range(units))  # every unit exactly once
+        assert len(segments) == max(1, min(units, round(units / 5))) if units > 1 else len(segments) == 1
+    orders = {tuple(permuted_segments(40, settings, np.random.default_rng(k))) for k in range(5)}
+    assert len(orders) > 1 and any(list(o) != sorted(o) for o in orders)  # the order is random
+    assert permuted_segments(40, DenoiseSettings(), rng) == [(0, 40)]  # off by default
+
+    codes = torch.arange(60).reshape(20, 3)
+    parts = ("body", "lhand", "rhand")
+    text = noised_motion_string(codes, parts, settings, np.random.default_rng(1), "asl")
+    pieces = text.split(" Key word ")[1:]
+    assert len(pieces) == 4 and [p.split(",")[0] for p in pieces] == ["1", "2", "3", "4"]
+    bodies = [p.split(", ", 1)[1] for p in pieces]
+    # put back in time order, the segments are the whole sequence
+    assert "".join(sorted(bodies, key=lambda b: int(b.split("_")[1].split(">")[0]))) == motion_string(codes, parts)
+    masked = noised_motion_string(codes, parts, DenoiseSettings(mask_ratio=0.4, segment_steps=5),
+                                  np.random.default_rng(2), "csl")
+    assert MASK_TOKEN in masked and masked.count("<body_") == 12  # 8 of 20 steps masked
+    with pytest.raises(ValueError, match="language"):
+        noised_motion_string(codes, parts, settings, rng)
+    with pytest.raises(ValueError, match="segment_steps"):
+        DenoiseSettings(segment_steps=-1)
+    prompts = denoise_prompts(codes[None], torch.tensor([20]), parts, settings, np.random.default_rng(1), ["asl"])
+    assert prompts == [text]
 
 
 def test_eval_prompts_are_fixed_by_the_batch():

@@ -7,7 +7,8 @@ prompt. Offline there are no pretrained weights, and a small mBART trained from 
 to lean on the retrieved codes without copying them (docs/evaluation.md §9). ``objective: denoise`` gives the
 small model the same objective on the data we have: the encoder reads a sample's motion codes as motion tokens
 (the retrieval string format, :func:`~soke_lightning.models.text_tokenizer.motion_string`) with about 35 % of
-the time steps masked in spans of Poisson(3.5) steps, and the decoder writes every code back through the usual
+the time steps masked in spans of Poisson(3.5) steps, optionally cut into segments written in a random order
+(mBART's sentence permutation, ``segment_steps``), and the decoder writes every code back through the usual
 (multi-head) heads. ``init_ckpt`` then starts any stage-2 run from the result, as SOKE starts from mbart-large-cc25.
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from soke_lightning.core.languages import get_language
 from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_token
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,17 @@ class DenoiseSettings:
         mean_span: mean length in time steps of one masked span (Poisson, at least 1; mBART: 3.5 words).
         max_steps: time steps of a sample written into the prompt (3 motion tokens each; the encoder holds
             ``max_source_length`` tokens).
+        segment_steps: > 0: mBART's second noise, sentence permutation, on motion: the (masked) sample is cut at
+            random points into about ``length / segment_steps`` segments, which are written in a random order,
+            each after the retrieval prompt's index separator of the sample's language (``" Key word 2, "``), so
+            the decoder must find which segment continues the motion (what copying a retrieved entry into its
+            place needs); 0 (default): no permutation, the codes stay in time order.
     """
 
     mask_ratio: float = 0.35
     mean_span: float = 3.5
     max_steps: int = 80
+    segment_steps: float = 0.0
 
     def __post_init__(self):
         if not 0.0 <= self.mask_ratio < 1.0:
@@ -48,6 +56,9 @@ class DenoiseSettings:
             raise ValueError(f"denoise_settings.mean_span must be > 0, got {self.mean_span}")
         if self.max_steps < 1:
             raise ValueError(f"denoise_settings.max_steps must be >= 1, got {self.max_steps}")
+        if self.segment_steps < 0:
+            raise ValueError(f"denoise_settings.segment_steps must be >= 0 (0: no permutation), got "
+                             f"{self.segment_steps}")
 
 
 def mask_spans(length: int, settings: DenoiseSettings, rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -72,24 +83,45 @@ def mask_spans(length: int, settings: DenoiseSettings, rng: np.random.Generator)
     return spans
 
 
+def permuted_segments(units: int, settings: DenoiseSettings, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """``[start, end)`` segments covering ``units`` in a random order (about ``units / segment_steps`` of them, cut
+    at random points); one segment in order when permutation is off or there is a single unit."""
+    if settings.segment_steps <= 0 or units < 2:
+        return [(0, units)] if units else []
+    count = int(min(units, max(1, round(units / settings.segment_steps))))
+    cuts = np.sort(rng.choice(np.arange(1, units), size=count - 1, replace=False)).tolist() if count > 1 else []
+    bounds = [0, *cuts, units]
+    segments = list(zip(bounds[:-1], bounds[1:]))
+    return [segments[k] for k in rng.permutation(len(segments)).tolist()]
+
+
 def noised_motion_string(codes: torch.Tensor, parts: Sequence[str], settings: DenoiseSettings,
-                         rng: np.random.Generator) -> str:
-    """[L, P] codes -> motion tokens with each masked span replaced by one ``<mask>``."""
+                         rng: np.random.Generator, lang: str | None = None) -> str:
+    """[L, P] codes -> motion tokens with each masked span replaced by one ``<mask>``; with ``segment_steps`` the
+    result is cut into segments written in a random order after ``lang``'s retrieval separators."""
     rows = codes[: settings.max_steps].tolist()
     spans = mask_spans(len(rows), settings, rng) if rows else []
-    out, i = [], 0
+    units, i = [], 0  # one string per visible time step or masked span
     for start, end in spans:
-        out.extend(motion_token(p, c) for row in rows[i:start] for p, c in zip(parts, row))
-        out.append(MASK_TOKEN)
+        units.extend("".join(motion_token(p, c) for p, c in zip(parts, row)) for row in rows[i:start])
+        units.append(MASK_TOKEN)
         i = end
-    out.extend(motion_token(p, c) for row in rows[i:] for p, c in zip(parts, row))
-    return "".join(out)
+    units.extend("".join(motion_token(p, c) for p, c in zip(parts, row)) for row in rows[i:])
+    if settings.segment_steps <= 0:
+        return "".join(units)
+    if lang is None:
+        raise ValueError("denoise_settings.segment_steps > 0 writes each segment after the retrieval separator of "
+                         "the sample's language; give the sample's language")
+    separator = get_language(lang).retrieval_separator
+    return "".join(separator.format(i=k) + "".join(units[a:b])
+                   for k, (a, b) in enumerate(permuted_segments(len(units), settings, rng), 1))
 
 
 def denoise_prompts(codes: torch.Tensor, lengths: torch.Tensor, parts: Sequence[str], settings: DenoiseSettings,
-                    rng: np.random.Generator) -> list[str]:
-    """The encoder prompts of a batch ([B, L, P] codes, [B] lengths) for the denoising objective."""
-    return [noised_motion_string(codes[i, : int(n)], parts, settings, rng)
+                    rng: np.random.Generator, langs: Sequence[str] | None = None) -> list[str]:
+    """The encoder prompts of a batch ([B, L, P] codes, [B] lengths, B language keys where segments are
+    permuted) for the denoising objective."""
+    return [noised_motion_string(codes[i, : int(n)], parts, settings, rng, None if langs is None else langs[i])
             for i, n in enumerate(lengths.tolist())]
 
 

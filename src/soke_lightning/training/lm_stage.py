@@ -395,7 +395,8 @@ class LMStage(EvalLoops, LightningModule):
                              "token_cache (`soke encode` output)")
         rng = (np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item())) if stage == "train"
                else eval_rng(list(batch.keys)))
-        return denoise_prompts(batch.codes, batch.code_lengths, self.lm.parts, self.denoise_settings, rng)
+        return denoise_prompts(batch.codes, batch.code_lengths, self.lm.parts, self.denoise_settings, rng,
+                               list(batch.lang))
 
     def _train_text_tokenizer(self, dm) -> TextTokenizer:
         hp = self.hparams
