@@ -188,8 +188,11 @@ PLANS: dict[str, dict] = {
     # 10 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes); the
     # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
     "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
-    "quick": {"seeds": (1, 2, 3), "stage1_epochs": 12, "stage2_epochs": 10, "judge": False,
-              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6, "pretrain_epochs": 10},
+    # retrieval on / off and the three decoding schemes, 3 seeds each, on short schedules (no oracle diagnostic,
+    # λ, codebook or judge) to fit about 15 minutes on 2 idle cores: a check of the mechanics and the directions,
+    # not the measurement (`make claims`)
+    "quick": {"seeds": (1, 2, 3), "stage1_epochs": 8, "stage2_epochs": 6, "judge": False, "oracle_arm": False,
+              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6, "pretrain_epochs": 6},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
              "stage2_config": "experiments/stage2/debug.yaml", "judge_config": "experiments/backtranslation/debug.yaml",
              "stage1_epochs": 1, "stage2_epochs": 1, "judge_epochs": 1,
