@@ -512,6 +512,10 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
     rng = np.random.default_rng(seed)
     sizes = [stage.tokenizer.codebook_sizes[p] for p in stage.tokenizer.parts]
     rows, prompts, copy_inputs = [], defaultdict(list), []
+
+    def concept_of(lang: str, word: str) -> str | None:
+        return known.word_concept.get((lang, word))
+
     for i in order:
         r = records[i]
         row = {"name": r["name"], "lang": r["lang"], "text": r["text"],
@@ -526,12 +530,12 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
             own = tokens[key] if key in tokens else None
             meta = r.get("meta") or {}
             oracle = None if own is None or meta.get("spans") is None else own_span_entries(
-                entries, lambda lg, w: known.word_concept.get((lg, w)), meta.get("concepts") or [], meta["spans"],
+                entries, concept_of, meta.get("concepts") or [], meta["spans"],
                 int(r["length"]), own, stage.tokenizer.downsample_rate, callback.max_codes_per_entry)
             prompts["oracle"].append(None if oracle is None else callback.format_entries(r["text"], r["lang"], oracle))
             copy_inputs.append(None if not oracle else (own, covered_steps(
-                entries, lambda lg, w: known.word_concept.get((lg, w)), meta["concepts"], meta["spans"],
-                int(r["length"]), len(own), stage.tokenizer.downsample_rate)))
+                entries, concept_of, meta["concepts"], meta["spans"], int(r["length"]), len(own),
+                stage.tokenizer.downsample_rate)))
         rows.append(row)
     for variant, texts in prompts.items():
         _score_variant(stage, dataset, order, texts, variant, rows, backend, norm)
