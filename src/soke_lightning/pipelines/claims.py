@@ -895,6 +895,15 @@ def verdicts(summary: dict) -> list[dict]:
     return rows
 
 
+#: The prompt variants in the order the tables list them.
+PROMPTS = ("plain", "retrieval", "random", "oracle")
+
+
+def _in_prompt_order(table: dict) -> list[tuple[str, dict]]:
+    """``table``'s (variant, value) pairs, known prompt variants first in :data:`PROMPTS` order."""
+    return sorted(table.items(), key=lambda kv: (PROMPTS.index(kv[0]) if kv[0] in PROMPTS else len(PROMPTS), kv[0]))
+
+
 def _pct(c: dict | None) -> str:
     if not c or c.get("change") is None:
         return "n/a"
@@ -949,7 +958,7 @@ def write_markdown(summary: dict, path: Path) -> Path:
                   "near 100 % on covered steps with the oracle prompt.", "",
                   "| arm | prompt | covered | rest | covered steps |", "|---|---|---|---|---|"]
         for arm, table in copying.items():
-            for variant, c in table.items():
+            for variant, c in _in_prompt_order(table):
                 cov = "n/a" if c["covered"] is None else f"{100 * c['covered']:.1f} %"
                 rest = "n/a" if c["rest"] is None else f"{100 * c['rest']:.1f} %"
                 lines.append(f"| {arm} | {variant} | {cov} | {rest} | {c['covered_steps']} |")
@@ -961,7 +970,7 @@ def write_markdown(summary: dict, path: Path) -> Path:
                   "their length).", "", "| arm | prompt | mean ratio | median ratio | cut at limit |",
                   "|---|---|---|---|---|"]
         for arm, table in durations.items():
-            for variant, d in table.items():
+            for variant, d in _in_prompt_order(table):
                 cut = "n/a" if d["cut"] is None else f"{100 * d['cut']:.1f} %"
                 lines.append(f"| {arm} | {variant} | {d['ratio']:.2f} | {d['median']:.2f} | {cut} |")
     agreement = summary.get("entry_agreement")
