@@ -136,6 +136,7 @@ def test_denoise_pretraining_then_init_ckpt(run, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["soke"])
     args = [a for a in run["stage2_args"]]
     pre = _cli(["fit", *args, "--model.init_args.objective=denoise", "--trainer.max_epochs=3",
+                '--model.init_args.denoise_settings={"segment_steps": 3}',  # permuted segments, per-sample language
                 "--trainer.default_root_dir", str(tmp_path / "pre")])
     losses = [float(v) for k, v in pre.trainer.logged_metrics.items() if k == "train/loss"]
     assert losses and np.isfinite(losses).all()
@@ -143,6 +144,7 @@ def test_denoise_pretraining_then_init_ckpt(run, tmp_path, monkeypatch):
     assert pre_ckpt.is_file()
     pretrained = LMStage.from_checkpoint(pre_ckpt)
     assert pretrained.hparams.objective == "denoise"
+    assert pretrained.denoise_settings.segment_steps == 3
 
     fine = _cli(["fit", *args, f"--model.init_args.init_ckpt={pre_ckpt}", "--model.init_args.decoding=parallel",
                  "--trainer.max_epochs=1", "--trainer.limit_train_batches=0", "--trainer.limit_val_batches=0"])
