@@ -291,3 +291,47 @@ def test_a_training_that_ends_while_the_run_stops_is_not_taken_as_finished(tmp_p
             claims._fit("experiments/stage2/debug.yaml", tmp_path / "run", tmp_path, [])
     finally:
         claims._STOPPING.clear()
+
+
+def test_a_last_checkpoint_of_an_earlier_epoch_is_refused(tmp_path, monkeypatch):
+    """Lightning saves a monitor-free checkpoint only after validation when check_val_every_n_epoch > 1, so a
+    12-epoch run validated every 8 epochs left epoch 8's weights as last.ckpt; _fit checks the saved epoch."""
+    import torch
+
+    import soke_lightning.pipelines.claims as claims
+
+    saved_epoch = {"value": 7}
+
+    class Finished:  # a training that exits 0 after writing a checkpoint of some epoch
+        def __init__(self, argv, cwd, env, stdout, stderr):
+            torch.save({"epoch": saved_epoch["value"]}, tmp_path / "run" / "last.ckpt")
+
+        def wait(self, timeout=None):
+            return 0
+
+        def poll(self):
+            return 0
+
+    monkeypatch.setattr(claims.subprocess, "Popen", Finished)
+    with pytest.raises(RuntimeError, match="holds epoch 7 .* trained 12 epochs.*save_on_train_epoch_end"):
+        claims._fit("experiments/stage2/debug.yaml", tmp_path / "run", tmp_path, [], epochs=12)
+    saved_epoch["value"] = 11
+    assert claims._fit("experiments/stage2/debug.yaml", tmp_path / "run", tmp_path, [], epochs=12).name == "last.ckpt"
+
+
+def test_every_last_checkpoint_config_saves_at_the_end_of_each_training_epoch():
+    """The shipped configs' monitor-free ``last`` checkpoints must not depend on validation having run."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    checked = 0
+    for path in sorted(root.rglob("*.yaml")):
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        callbacks = ((config.get("trainer") or {}).get("callbacks") or []) if isinstance(config, dict) else []
+        for cb in callbacks:
+            args = cb.get("init_args") or {} if isinstance(cb, dict) else {}
+            if str(cb.get("class_path", "")).endswith("ModelCheckpoint") and args.get("filename") == "last":
+                checked += 1
+                assert args.get("save_on_train_epoch_end") is True, f"{path}: last checkpoint without " \
+                                                                    f"save_on_train_epoch_end: true"
+    assert checked >= 5

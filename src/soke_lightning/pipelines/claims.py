@@ -272,8 +272,12 @@ def _stop_children(signum=None, frame=None) -> None:
         raise SystemExit(128 + signum)
 
 
-def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
+def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str], epochs: int | None = None) -> Path:
     """Train one run with `soke fit` in a subprocess (one thread); its last checkpoint.
+
+    With ``epochs``, the ``last.ckpt`` must hold the weights of the final epoch: a config whose monitor-free
+    checkpoint saves only after validation (Lightning's default when ``check_val_every_n_epoch`` > 1) would leave
+    the weights of the last validated epoch, mid-schedule, and that is refused instead of evaluated.
 
     The folder starts empty (what an interrupted training left there is removed: a run resumes per finished
     training, and a stale checkpoint must never be taken for the new one). The log is ``run_dir/log.txt``; a
@@ -304,7 +308,15 @@ def _fit(config: str, run_dir: Path, store: Path, args: Sequence[str]) -> Path:
         raise RuntimeError(f"training in {run_dir} failed (exit {code}); log {run_dir / 'log.txt'}:\n" + "\n".join(tail))
     found = sorted(run_dir.rglob("last.ckpt")) or sorted(run_dir.rglob("best.ckpt"))
     if not found:
-        raise RuntimeError(f"training in {run_dir} wrote no checkpoint (see {run_dir / 'log.txt'})")
+        raise RuntimeError(f"training in {run_dir} wrote no checkpoint (see {run_dir / 'log.txt'}); if the schedule "
+                           f"is shorter than check_val_every_n_epoch, give the config's monitor-free ModelCheckpoint "
+                           f"save_on_train_epoch_end: true")
+    if epochs is not None and found[0].name == "last.ckpt":
+        saved = torch.load(found[0], map_location="cpu", weights_only=False).get("epoch")
+        if saved != epochs - 1:
+            raise RuntimeError(f"{found[0]} holds epoch {saved} (0-based) but the run trained {epochs} epochs: the "
+                               f"checkpoint is not the final weights; give {config_path(config)}'s monitor-free "
+                               f"ModelCheckpoint save_on_train_epoch_end: true")
     return found[0]
 
 
@@ -334,7 +346,7 @@ def prepare_tokenizer(cfg: ClaimsConfig, label: str, store: Path) -> dict[str, P
     if sizes is not None:
         args.append("--model.init_args.tokenizer.init_args.codebook_sizes="
                     + json.dumps(sizes, separators=(",", ":")))
-    ckpt = _fit(cfg.stage1_config, folder / "run", store, args)
+    ckpt = _fit(cfg.stage1_config, folder / "run", store, args, cfg.stage1_epochs)
     dm = SignDataModule([str(store)])
     cache, dictionary = folder / "tokens", folder / "dictionary.json"
     encode_to_cache(ckpt, dm, cache, splits=["train", "val", "test"])
@@ -356,7 +368,7 @@ def prepare_pretrain(cfg: ClaimsConfig, label: str, store: Path, tokenizer: dict
         return Path(json.loads(done.read_text(encoding="utf-8"))["ckpt"])
     args = [*_stage2_args(cfg, store, tokenizer, SHARED_SEED, cfg.pretrain_epochs),
             "--model.init_args.objective=denoise", *cfg.pretrain_args]
-    ckpt = _fit(cfg.stage2_config, folder / "run", store, args)
+    ckpt = _fit(cfg.stage2_config, folder / "run", store, args, cfg.pretrain_epochs)
     atomic_write_json(done, {"ckpt": str(ckpt)})
     return ckpt
 
@@ -1162,7 +1174,8 @@ def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: flo
             return arm.name, None
         ckpt = None
         if not result.is_file():
-            ckpt = _fit(cfg.stage2_config, folder, store, arm_args(cfg, arm, seed, store, tokenizers[arm.codebook]))
+            ckpt = _fit(cfg.stage2_config, folder, store, arm_args(cfg, arm, seed, store, tokenizers[arm.codebook]),
+                        cfg.stage2_epochs)
         elif cfg.reevaluate:
             saved = json.loads(result.read_text(encoding="utf-8"))
             if saved.get("eval_version", 1) < EVAL_VERSION:
