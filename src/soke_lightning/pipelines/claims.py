@@ -189,8 +189,8 @@ PLANS: dict[str, dict] = {
     # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
     "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
     # retrieval on / off and the three decoding schemes, 3 seeds each, on short schedules (no oracle diagnostic,
-    # λ, codebook or judge) to fit about 15 minutes on 2 idle cores: a check of the mechanics and the directions,
-    # not the measurement (`make claims`)
+    # λ, codebook or judge): 19.4 minutes from scratch on 2 idle cores (12 runs; stage 1 ~3 min, pretraining
+    # ~1.5 min). A check of the mechanics and the directions, not the measurement (`make claims`)
     "quick": {"seeds": (1, 2, 3), "stage1_epochs": 8, "stage2_epochs": 6, "judge": False, "oracle_arm": False,
               "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6, "pretrain_epochs": 6},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
@@ -1003,6 +1003,8 @@ def write_markdown(summary: dict, path: Path) -> Path:
             lines.append(f"| {name} | {d['dtw_pa_jpe']['mean']:.3f} ± {d['dtw_pa_jpe']['std']:.3f} | "
                          f"{d['dtw_jpe']['mean']:.3f} | {_pct(d['vs_multihead'])} | {d['steps_per_sample']:.1f} | {lat} |")
     for group, sweep in (summary.get("sweeps") or {}).items():
+        if len(sweep["rows"]) < 2:  # the plan did not sweep this choice
+            continue
         lines += ["", f"## {group} (DTW-PA-JPE avg; optimum marked)", "", "| value | mean ± sd | vs base |",
                   "|---|---|---|"]
         for value, row in sweep["rows"].items():
