@@ -80,6 +80,15 @@ class SignItem:
     feature_mask: torch.Tensor | None = None
 
 
+def pad_codes(codes: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack per-sample [L_i, P] code matrices into ([B, L_max, P] codes padded with -1, [B] lengths)."""
+    lengths = torch.tensor([c.shape[0] for c in codes], dtype=torch.long)
+    padded = np.full((len(codes), max(1, int(lengths.max())), codes[0].shape[1]), -1, dtype=np.int64)
+    for i, c in enumerate(codes):
+        padded[i, : c.shape[0]] = np.asarray(c)
+    return torch.from_numpy(padded), lengths
+
+
 def collate(items: Sequence[SignItem]) -> SignBatch:
     """Pad a list of items into a :class:`SignBatch` (zeros in normalised space = the mean pose).
 
@@ -95,11 +104,7 @@ def collate(items: Sequence[SignItem]) -> SignBatch:
                          "batch the same token cache")
     codes = code_lengths = None
     if all(with_codes):
-        code_lengths = torch.tensor([it.codes.shape[0] for it in items], dtype=torch.long)
-        padded = np.full((len(items), max(1, int(code_lengths.max())), items[0].codes.shape[1]), -1, dtype=np.int64)
-        for i, it in enumerate(items):
-            padded[i, : it.codes.shape[0]] = it.codes.numpy()
-        codes = torch.from_numpy(padded)
+        codes, code_lengths = pad_codes([it.codes.numpy() for it in items])
     lengths = torch.tensor([it.poses.shape[0] for it in items], dtype=torch.long)
     # Filled in numpy: torch's parallel fill/copy kernels are far slower on a few busy cores (see __getitem__).
     dims = {it.poses.shape[1] for it in items}

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from soke_lightning.core.languages import get_language
-from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_token
+from soke_lightning.models.text_tokenizer import MASK_TOKEN, motion_string
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +103,10 @@ def noised_motion_string(codes: torch.Tensor, parts: Sequence[str], settings: De
     spans = mask_spans(len(rows), settings, rng) if rows else []
     units, i = [], 0  # one string per visible time step or masked span
     for start, end in spans:
-        units.extend("".join(motion_token(p, c) for p, c in zip(parts, row)) for row in rows[i:start])
+        units.extend(motion_string([row], parts) for row in rows[i:start])
         units.append(MASK_TOKEN)
         i = end
-    units.extend("".join(motion_token(p, c) for p, c in zip(parts, row)) for row in rows[i:])
+    units.extend(motion_string([row], parts) for row in rows[i:])
     if settings.segment_steps <= 0:
         return "".join(units)
     if lang is None:

@@ -35,7 +35,7 @@ import torch
 
 from soke_lightning.callbacks.retrieval import RetrievalCallback
 from soke_lightning.core.io import atomic_write_json, atomic_write_text
-from soke_lightning.data.datamodule import SignDataModule, checkpoint_processing
+from soke_lightning.data.datamodule import SignDataModule, checkpoint_processing, pad_codes
 from soke_lightning.data.store import open_store
 from soke_lightning.data.token_cache import open_token_cache
 from soke_lightning.metrics.functional.parts import score_parts
@@ -620,11 +620,7 @@ def _copy_accuracy(stage: LMStage, records: list[dict], order: list[int], prompt
     for variant in ("plain", "retrieval", "oracle"):
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            codes = [torch.as_tensor(np.asarray(inputs[k][0]), dtype=torch.long) for k in chunk]
-            lengths = torch.tensor([len(c) for c in codes])
-            padded = torch.full((len(chunk), int(lengths.max()), codes[0].shape[-1]), -1, dtype=torch.long)
-            for j, c in enumerate(codes):
-                padded[j, : len(c)] = c
+            padded, lengths = pad_codes([np.asarray(inputs[k][0]) for k in chunk])
             langs = [records[order[k]]["lang"] for k in chunk]
             src = stage.encode_prompts([prompts[variant][k] for k in chunk], langs)
             out = stage.lm(src.input_ids, src.attention_mask, padded.to(stage.device), lengths.to(stage.device),
