@@ -270,3 +270,52 @@ def test_bench_eval_times_the_test_split_before_and_after_with_equal_results(run
     assert out["same_codes"] and max(out["max_rel_diff"].values()) < 1e-9
     assert set(out["seconds"]) == {"before", "after"} and out["sentences"] >= 9
     assert all(v >= 0 for arm in out["seconds"].values() for v in arm.values())
+
+
+def test_cap_result_cuts_each_sample_after_its_cap_and_marks_it_unfinished():
+    from soke_lightning.models.generation import cap_result
+
+    codes = torch.arange(2 * 5 * 3).view(2, 5, 3)
+    codes[1, 2:] = -1  # sample 1 stopped on </s> after 2 codes
+    result = GenerationResult(codes, torch.tensor([5, 2]), torch.tensor([[5, 5, 5], [2, 2, 2]]),
+                              torch.tensor([False, True]), 6)
+    capped = cap_result(result, torch.tensor([3, 3]))
+    assert capped.lengths.tolist() == [3, 2] and capped.part_lengths.tolist() == [[3, 3, 3], [2, 2, 2]]
+    assert capped.finished.tolist() == [False, True]  # sample 1 ended before its cap: still finished
+    assert torch.equal(capped.codes[0, :3], codes[0, :3]) and (capped.codes[0, 3:] == -1).all()
+    assert torch.equal(capped.codes[1], codes[1])
+    finished_at_cap = cap_result(GenerationResult(codes[:1], torch.tensor([3]), torch.tensor([[3, 3, 3]]),
+                                                  torch.tensor([True]), 4), torch.tensor([2]))
+    assert finished_at_cap.lengths.tolist() == [2] and finished_at_cap.finished.tolist() == [False]
+
+
+def test_length_cap_is_learnt_at_fit_stored_and_bounds_every_generation(run, tmp_path):
+    from soke_lightning.training.lm_stage import LMStage
+
+    dm = _datamodule(run)
+    rows = dm.code_lengths("train")
+    assert len(rows) == len(dm.texts("train")) and all(n >= 1 for _, _, n in rows)
+    stage = LMStage.from_checkpoint(run["ckpt"])
+    ratio = stage.code_length_ratio
+    assert set(ratio) == {"asl", "csl", "dgs"} and all(r > 0 for r in ratio.values())
+    assert ratio == pytest.approx(stage.learn_length_ratio(rows))  # what setup("fit") learnt and saved
+    # every training sentence fits its own cap at scale 1: the ratio is the largest of the split
+    texts, langs, counts = zip(*rows)
+    caps = stage.length_caps(list(texts), list(langs), 1.0, 10_000)
+    assert (caps >= torch.tensor(counts)).all() and (caps == torch.tensor(counts)).any()
+    prompts, langs = ["In the morning the student flies to the zoo.", "明天天气很好", "Morgen regnet es."], \
+        ["asl", "csl", "dgs"]
+    free = stage.generate(prompts, langs, max_codes=16, stop_on="never")[2]
+    assert free.lengths.tolist() == [16, 16, 16]
+    _, lengths, capped = stage.generate(prompts, langs, max_codes=16, stop_on="never", length_cap=0.2)
+    caps = stage.length_caps(prompts, langs, 0.2, 16)
+    assert (caps < 16).all() and torch.equal(capped.lengths, caps) and not capped.finished.any()
+    assert torch.equal(lengths, caps * stage.tokenizer.downsample_rate)
+    for b in range(3):  # the same codes as the uncapped run, up to the cap
+        assert torch.equal(capped.codes[b, : int(caps[b])], free.codes[b, : int(caps[b])])
+    # a model without learnt ratios (an older checkpoint) and no DataModule: the error names the fix
+    stage.code_length_ratio = None
+    with pytest.raises(ValueError, match="length_cap=0"):
+        stage.generate(prompts, langs, length_cap=1.0)
+    with pytest.raises(ValueError, match="length_cap must be >= 0"):
+        stage.generate(prompts, langs, length_cap=-1.0)

@@ -470,6 +470,16 @@ class SignDataModule(LightningDataModule):
         ds = self._dataset(stage)
         return [ds.record(i)["text"] for i in range(len(ds))]
 
+    def code_lengths(self, stage: str = "train") -> list[tuple[str, str, int]]:
+        """``(sentence, language, number of time codes)`` of a split's items from the token cache, in item order
+        (e.g. what ``LMStage`` learns its ``length_cap`` ratios from). Needs ``token_cache``."""
+        if self.token_cache_path is None:
+            raise ValueError("SignDataModule.code_lengths reads the token cache; give token_cache (`soke encode` "
+                             "output)")
+        ds = self._dataset(stage)
+        return [(ds.record(i)["text"], ds.record(i)["lang"], int(ds.tokens[key].shape[0]))
+                for i, key in enumerate(ds.keys)]
+
     def _build(self, stage: str) -> SignDataset:
         split = self.split_names[stage]
         cache = self.token_cache

@@ -48,6 +48,12 @@ class GenerationConfig:
         compile: compile the static decoder's step with ``torch.compile`` in this mode ("default",
             "reduce-overhead" (CUDA graphs on GPUs), "max-autotune-no-cudagraphs"); None: eager. Needs
             ``cache="static"``; each batch size compiles once.
+        length_cap: 0 (SOKE): a sample may run to ``max_codes``. x > 0: a sample stops after
+            ``ceil(x * r_lang * n)`` codes (and never more than ``max_codes``), where ``n`` is the number of encoder
+            tokens of its sentence (without retrieval entries) and ``r_lang`` the largest codes-per-token ratio of
+            the language's training sentences, learnt when the model was fitted (``LMStage``). 1.0 allows the
+            longest-for-its-text training sentence; a generation that loops without ever emitting ``</s>`` is cut
+            there instead of at ``max_codes``. Capped samples count as not finished.
     """
 
     max_codes: int = 100
@@ -63,6 +69,7 @@ class GenerationConfig:
     precision: str = "float32"
     bucket_size: int = 0
     compile: str | None = None
+    length_cap: float = 0.0
 
     def __post_init__(self):
         if self.cache not in CACHES:
@@ -77,6 +84,8 @@ class GenerationConfig:
             raise ValueError(f"GenerationConfig.bucket_size must be >= 0 (0: one batch), got {self.bucket_size}")
         if self.max_codes < 1:
             raise ValueError(f"GenerationConfig.max_codes must be >= 1, got {self.max_codes}")
+        if not self.length_cap >= 0:
+            raise ValueError(f"GenerationConfig.length_cap must be >= 0 (0: off), got {self.length_cap}")
         if self.stop_on not in STOP_RULES:
             raise ValueError(f"GenerationConfig.stop_on must be one of {STOP_RULES}, got {self.stop_on!r}")
         if self.temperature <= 0:
@@ -107,6 +116,21 @@ class GenerationResult:
     part_lengths: torch.Tensor
     finished: torch.Tensor
     steps: int
+
+
+def cap_result(result: GenerationResult, caps: torch.Tensor) -> GenerationResult:
+    """``result`` with sample ``i`` cut after ``caps[i]`` time codes (``length_cap``).
+
+    Decoding is causal, so the first ``caps[i]`` codes are those a decoder stopped at ``caps[i]`` steps would have
+    produced; a sample longer than its cap counts as not finished, like one cut at ``max_codes``.
+    """
+    caps = caps.to(result.lengths.device)
+    over = result.lengths > caps
+    lengths = torch.minimum(result.lengths, caps)
+    part_lengths = torch.minimum(result.part_lengths, caps[:, None])
+    steps = torch.arange(result.codes.shape[1], device=caps.device)
+    codes = result.codes.masked_fill(steps[None, :, None] >= part_lengths[:, None, :], -1)
+    return GenerationResult(codes, lengths, part_lengths, result.finished & ~over, result.steps)
 
 
 def select_next(logits: torch.Tensor, config: GenerationConfig, generator: torch.Generator | None = None

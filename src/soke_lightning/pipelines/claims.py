@@ -565,7 +565,8 @@ def _score_variant(stage: LMStage, dataset, order: list[int], prompts: list[str 
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         items = [dataset[order[k]] for k in chunk]
-        feats, lengths, result = stage.generate([prompts[k] for k in chunk], [it.lang for it in items])
+        feats, lengths, result = stage.generate([prompts[k] for k in chunk], [it.lang for it in items],
+                                                texts=[it.text for it in items])
         gt_len = torch.tensor([it.poses.shape[0] for it in items])
         gt = torch.zeros(len(items), int(gt_len.max()), items[0].poses.shape[-1])
         for j, it in enumerate(items):

@@ -174,7 +174,7 @@ def generated_batches(stage, requests: list[Request], prompts: list[str], batch_
         chunk = requests[start:start + batch_size]
         with torch.no_grad():
             feats, lengths, result = stage.generate(prompts[start:start + batch_size], [r.lang for r in chunk],
-                                                    **overrides)
+                                                    texts=[r.text for r in chunk], **overrides)
         yield chunk, feats, lengths, result
 
 

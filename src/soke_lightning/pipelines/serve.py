@@ -302,7 +302,7 @@ class SignService:
         if settings.sample:
             overrides["generator"] = torch.Generator(device=self.stage.device).manual_seed(int(settings.seed))
         with torch.inference_mode():
-            feats, lengths, result = self.stage.generate([prompt], [lang], **overrides)
+            feats, lengths, result = self.stage.generate([prompt], [lang], texts=[text], **overrides)
             passes = int(self.stage.lm.decoder_passes(result)[0])
         prediction = MotionPrediction(name=request.name, text=text, lang=lang, raw=feats[0, : int(lengths[0])],
                                       fps=self.fps)

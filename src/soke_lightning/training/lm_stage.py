@@ -64,7 +64,7 @@ from soke_lightning.metrics.functional.parts import MASKABLE_VARIANTS, keypoint_
 from soke_lightning.metrics.functional.slrtp import slrtp_joints, wrist_joints
 from soke_lightning.metrics.slrtp import SLRTPMotionMetrics
 from soke_lightning.models.denoise import DenoiseSettings, denoise_prompts, eval_rng, transfer_weights
-from soke_lightning.models.generation import GenerationConfig, GenerationResult
+from soke_lightning.models.generation import GenerationConfig, GenerationResult, cap_result
 from soke_lightning.models.sign_mbart import SignMBart
 from soke_lightning.models.text_tokenizer import TextTokenizer, tokenizer_files, tokenizer_from_files
 from soke_lightning.models.tokenizer import SignTokenizer, decode_streams, tokenizer_hash
@@ -234,6 +234,9 @@ class LMStage(EvalLoops, LightningModule):
         self.text_tokenizer: TextTokenizer | None = None
         # The frozen tokenizer lives in a tuple: not a submodule, so not in state_dict, parameters() or train().
         self._frozen: tuple[SignTokenizer, str] | None = None
+        # language -> the largest (time codes / sentence encoder tokens) of its training sentences: what
+        # generation.length_cap scales (learnt in setup("fit"), stored in checkpoints)
+        self.code_length_ratio: dict[str, float] | None = None
 
     def _build_metrics(self) -> None:
         self.metrics = torch.nn.ModuleDict({
@@ -427,6 +430,9 @@ class LMStage(EvalLoops, LightningModule):
             self.build(self._train_text_tokenizer(dm))
             if self.hparams.get("init_ckpt"):
                 self._init_from(self.hparams.init_ckpt)
+        if stage == "fit" and self.hparams.get("objective", "translate") == "translate" and self.text_tokenizer \
+                is not None and getattr(dm, "token_cache_path", None) is not None and hasattr(dm, "code_lengths"):
+            self.code_length_ratio = self.learn_length_ratio(dm.code_lengths("train"))
         # Trainer.log_dir is a collective call (a broadcast from rank 0) under DDP: every rank must ask for it.
         log_dir = self.trainer.log_dir if stage == "fit" else None
         if log_dir and self.trainer.is_global_zero:
@@ -491,6 +497,7 @@ class LMStage(EvalLoops, LightningModule):
             "feature_layout": {"name": self.feature_layout.name, "fingerprint": self.feature_layout.fingerprint},
             # languages a corpus declared (not built in): the LM's sign tags depend on them
             "languages": {k: vars(v) for k, v in declared_languages().items()},
+            "code_length_ratio": self.code_length_ratio,
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -513,6 +520,8 @@ class LMStage(EvalLoops, LightningModule):
         for lang in (entry.get("languages") or {}).values():
             register_language(Language(**lang))
         self._check_retrieval_resume(checkpoint)
+        if entry.get("code_length_ratio"):
+            self.code_length_ratio = dict(entry["code_length_ratio"])
         text_tokenizer = tokenizer_from_files(entry["text_tokenizer"])
         if self.lm is None:
             self.build(text_tokenizer)
@@ -584,21 +593,65 @@ class LMStage(EvalLoops, LightningModule):
         self.log("loss", out.loss, batch_size=len(batch), prog_bar=True, logger=False)
         return out.loss
 
+    def learn_length_ratio(self, rows: list[tuple[str, str, int]]) -> dict[str, float]:
+        """Per language, the largest ``time codes / encoder tokens`` over ``rows`` of (sentence, language, codes):
+        the scale of ``generation.length_cap`` (:meth:`length_caps`)."""
+        ratio: dict[str, float] = {}
+        for start in range(0, len(rows), 256):
+            chunk = rows[start:start + 256]
+            tokens = self.text_tokenizer.encode_source([t for t, _, _ in chunk], [lang for _, lang, _ in chunk],
+                                                       self.hparams.max_source_length).attention_mask.sum(-1)
+            for (_, lang, codes), n in zip(chunk, tokens.tolist()):
+                ratio[lang] = max(ratio.get(lang, 0.0), codes / max(n, 1))
+        return ratio
+
+    def length_caps(self, texts: list[str], langs: list[str], scale: float, max_codes: int) -> torch.Tensor:
+        """[B] most time codes each sentence may generate under ``length_cap = scale`` (at most ``max_codes``; a
+        language without a learnt ratio gets ``max_codes``).
+
+        Raises:
+            ValueError when the model has no learnt ratios (a checkpoint from before they were recorded) and no
+            fitted DataModule with a token cache to learn them from.
+        """
+        if self.code_length_ratio is None:
+            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+            if getattr(dm, "token_cache_path", None) is None or not hasattr(dm, "code_lengths"):
+                raise ValueError("generation.length_cap scales each language's largest codes-per-token ratio of the "
+                                 "training sentences, learnt when the model is fitted; this model has none (a "
+                                 "checkpoint written before they were recorded): evaluate it with `soke test` and "
+                                 "the training DataModule (with its token_cache) so they are learnt from its train "
+                                 "split, or set generation.length_cap=0")
+            self.code_length_ratio = self.learn_length_ratio(dm.code_lengths("train"))
+        tokens = self.text_tokenizer.encode_source(texts, langs, self.hparams.max_source_length).attention_mask.sum(-1)
+        caps = [min(max_codes, max(1, int(np.ceil(scale * self.code_length_ratio[lang] * n))))
+                if lang in self.code_length_ratio else max_codes for lang, n in zip(langs, tokens.tolist())]
+        return torch.tensor(caps, dtype=torch.long)
+
     @torch.no_grad()
-    def generate(self, prompts: list[str], langs: list[str], **overrides) -> tuple[torch.Tensor, torch.Tensor,
-                                                                                   GenerationResult]:
+    def generate(self, prompts: list[str], langs: list[str], texts: list[str] | None = None, **overrides
+                 ) -> tuple[torch.Tensor, torch.Tensor, GenerationResult]:
         """Text -> motion: generate codes, decode them with the frozen tokenizer, denormalise.
 
         Args:
             prompts: B prompts (sentence [+ retrieval string]).
             langs: B language keys ("asl", "csl", "dgs").
+            texts: the B sentences without retrieval entries (what ``generation.length_cap`` measures; default
+                ``prompts``, which over-counts a retrieval prompt).
             overrides: :class:`GenerationConfig` fields replacing the configured ones.
 
         Returns:
             (features [B, T, 133] denormalised, zero-padded; lengths [B] frames; the raw generation result).
         """
         src = self.encode_prompts(prompts, langs)
+        scale = overrides.get("length_cap", self.generation_config.length_cap)
+        caps = None
+        if scale > 0:  # a negative one is refused by GenerationConfig below
+            max_codes = overrides.get("max_codes", self.generation_config.max_codes)
+            caps = self.length_caps(list(texts if texts is not None else prompts), langs, scale, max_codes)
+            overrides = {**overrides, "max_codes": int(caps.max())}  # no decoder step past the longest cap
         result = self.lm.generate(src.input_ids, src.attention_mask, langs, self.generation_config, **overrides)
+        if caps is not None:
+            result = cap_result(result, caps)
         feats, lengths = decode_streams(self.tokenizer, result)
         return self.tokenizer.normalizer.denormalize(feats), lengths.to(self.device), result
 
@@ -616,7 +669,7 @@ class LMStage(EvalLoops, LightningModule):
             out = self._forward(batch, prompts)
             self._log_mean(stage, "loss", out.loss, size)
         start = time.perf_counter()
-        feats, lengths, result = self.generate(prompts, list(batch.lang))
+        feats, lengths, result = self.generate(prompts, list(batch.lang), texts=list(batch.text))
         elapsed = time.perf_counter() - start
         norm = self.tokenizer.normalizer
         layout = self.tokenizer.feature_layout
@@ -658,7 +711,7 @@ class LMStage(EvalLoops, LightningModule):
     def predict_step(self, batch: SignBatch, batch_idx: int) -> list:
         """Generated motion of a batch as MotionPrediction objects (with the ground truth as reference)."""
         prompts = self._prompts(batch, "predict")
-        feats, lengths, _ = self.generate(prompts, list(batch.lang))
+        feats, lengths, _ = self.generate(prompts, list(batch.lang), texts=list(batch.text))
         gt = self.tokenizer.normalizer.denormalize(batch.poses)
         fps = batch.extra.get("fps")
         out = []
