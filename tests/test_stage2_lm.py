@@ -319,3 +319,21 @@ def test_length_cap_is_learnt_at_fit_stored_and_bounds_every_generation(run, tmp
         stage.generate(prompts, langs, length_cap=1.0)
     with pytest.raises(ValueError, match="length_cap must be >= 0"):
         stage.generate(prompts, langs, length_cap=-1.0)
+
+
+def test_command_line_model_arguments_win_over_the_checkpoints_hyper_parameters(run, monkeypatch):
+    from soke_lightning.cli.lightning import SokeCLI
+
+    class Parsed(SokeCLI):  # parse and instantiate, run nothing
+        def _run_subcommand(self, subcommand):
+            pass
+
+    monkeypatch.setenv("SOKE_OUT", str(run["root"] / "out"))
+    monkeypatch.setattr(sys, "argv", ["soke"])
+    base = ["test", *run["stage2_args"], "--ckpt_path", str(run["ckpt"])]
+    stored = Parsed(args=base).model
+    assert stored.generation_config.max_codes == 16 and stored.generation_config.length_cap == 0  # debug.yaml
+    changed = Parsed(args=[*base, "--model.init_args.generation.length_cap=1.5", "--model.init_args.slrtp",
+                           "false"]).model
+    assert changed.generation_config.length_cap == 1.5 and changed.hparams.slrtp is False
+    assert changed.generation_config.max_codes == 16  # the checkpoint's other generation settings stay

@@ -29,6 +29,8 @@ MOVED_MODULES: dict[str, str] = {
     "soke_lightning.data.layout.": "soke_lightning.core.layout.",
     "soke_lightning.data.languages.": "soke_lightning.core.languages.",
 }
+#: The command-line prefix of model arguments that win over a checkpoint's hyper-parameters.
+MODEL_OVERRIDE = "--model.init_args."
 #: Back-translation stage arguments that moved into its ``architecture``.
 _ARCHITECTURE_KEYS = ("feature_dim", "d_model", "encoder_layers", "decoder_layers", "heads", "ffn_dim", "dropout",
                       "downsample", "max_motion_steps", "max_text_length", "no_repeat_ngram_size")
@@ -76,9 +78,37 @@ class SokeCLI(LightningCLI):
             **kwargs,
         )
 
+    def parse_arguments(self, parser, args) -> None:
+        self._command_line = [] if isinstance(args, dict) or (args is not None and not isinstance(args, (list, tuple))) \
+            else list(sys.argv[1:] if args is None else args)
+        super().parse_arguments(parser, args)
+
+    def _explicit_model_overrides(self) -> dict[tuple[str, ...], Any]:
+        """``--model.init_args.KEY[.SUB]=VALUE`` given on the command line: {key path: parsed value}."""
+        sub = self.config.get("subcommand")
+        out = {}
+        for token in getattr(self, "_command_line", []) if sub else []:
+            if not token.startswith(MODEL_OVERRIDE):
+                continue
+            path = tuple(token[len(MODEL_OVERRIDE):].split("=", 1)[0].split("."))
+            # the longest prefix the parsed config holds, then into a dict-typed argument (generation.length_cap)
+            for i in range(len(path), 0, -1):
+                key = "model.init_args." + ".".join(path[:i])
+                if key in self.config[sub]:
+                    value = self.config[sub][key]
+                    for part in path[i:]:
+                        value = value.get(part) if isinstance(value, dict) else None
+                    out[path] = value
+                    break
+        return out
+
     def _parse_ckpt_path(self) -> None:
         """As LightningCLI's: the checkpoint's hyper-parameters fill the model config (so ``--ckpt_path`` alone
-        rebuilds the model), after :func:`upgrade_hparams` maps an older checkpoint's module paths and layout."""
+        rebuilds the model), after :func:`upgrade_hparams` maps an older checkpoint's module paths and layout.
+
+        Unlike LightningCLI's, a ``--model.init_args.KEY=VALUE`` given on the command line wins over the
+        checkpoint's value (e.g. ``soke test --ckpt_path X --model.init_args.generation.length_cap=1``); values
+        from ``--config`` files do not (the checkpoint describes the trained model)."""
         if not self.config.get("subcommand"):
             return
         ckpt_path = self.config[self.config.subcommand].get("ckpt_path")
@@ -90,6 +120,13 @@ class SokeCLI(LightningCLI):
         hparams.pop("_instantiator", None)
         if not hparams:
             return
+        for path, value in self._explicit_model_overrides().items():
+            target = hparams
+            for key in path[:-1]:
+                if not isinstance(target.get(key), dict):
+                    target[key] = {}
+                target = target[key]
+            target[path[-1]] = value
         if "_class_path" in hparams:
             hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
         try:

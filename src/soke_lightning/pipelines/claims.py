@@ -188,11 +188,13 @@ PLANS: dict[str, dict] = {
     # 10 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes); the
     # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
     "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
-    # retrieval on / off and the three decoding schemes, 3 seeds each, on short schedules (no oracle diagnostic,
-    # λ, codebook or judge): 19.4 minutes from scratch on 2 idle cores (12 runs; stage 1 ~3 min, pretraining
-    # ~1.5 min). A check of the mechanics and the directions, not the measurement (`make claims`)
+    # retrieval on / off and multihead vs flattened decoding, 3 seeds each, on short schedules (no parallel scheme,
+    # oracle diagnostic, λ, codebook or judge: with the parallel arm it took 19.4 minutes, 12 runs): QUICK_MINUTES
+    # from scratch on 2 idle cores (9 runs; stage 1 ~1.7 min, pretraining ~2 min). A check of the mechanics and the
+    # directions, not the measurement (`make claims`)
     "quick": {"seeds": (1, 2, 3), "stage1_epochs": 8, "stage2_epochs": 6, "judge": False, "oracle_arm": False,
-              "codebooks": {"base": None}, "lambdas": (), "latency_samples": 6, "pretrain_epochs": 6},
+              "codebooks": {"base": None}, "lambdas": (), "decodings": ("flattened",), "latency_samples": 6,
+              "pretrain_epochs": 6},
     "tiny": {"corpus": "tiny", "seeds": (1, 2), "stage1_config": "experiments/stage1/debug.yaml",
              "stage2_config": "experiments/stage2/debug.yaml", "judge_config": "experiments/backtranslation/debug.yaml",
              "stage1_epochs": 1, "stage2_epochs": 1, "judge_epochs": 1,
