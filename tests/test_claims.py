@@ -185,6 +185,12 @@ def test_soke_claims_runs_the_tiny_plan_end_to_end_and_resumes(tmp_path, capsys)
     assert "durations" in json.loads(old.read_text())["samples"][0]
     assert [p.stat().st_mtime_ns for p in others] == stamps
     assert soke_main([*argv, "--reevaluate", "--report-only"]) == 2
+    # another length cap: refused without --reevaluate (runs scored two ways are never mixed), then re-scored
+    assert soke_main([*argv, "--length-cap", "1"]) == 2
+    assert "--reevaluate" in capsys.readouterr().err
+    assert soke_main([*argv, "--length-cap", "1", "--reevaluate"]) == 0
+    assert all(json.loads(p.read_text())["length_cap"] == 1.0 for p in evals)
+    assert "generation.length_cap = 1" in (out / "claims.md").read_text()
     # --report-only trains nothing and says what is missing
     removed = out / "runs" / "decoding-flattened" / "seed1" / "eval.json"
     removed.unlink()

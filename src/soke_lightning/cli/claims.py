@@ -1,6 +1,7 @@
 """`soke claims`: train and evaluate SOKE's three claims on SynthSign in one command and write the verdicts.
 
-    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only] [--reevaluate]
+    soke claims [--plan full|quick|tiny] [--out outputs/claims] [--seeds 1 2 3] [--workers 2] [--report-only]
+                [--reevaluate] [--length-cap X]
 
 Arms (every one trained with each seed, the same schedule for all, all started from one denoising-pretrained
 stage-2 model per tokenizer, as SOKE starts from pretrained mBART): retrieval off / on (plus random-code and
@@ -32,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reevaluate", action="store_true",
                         help="evaluate the finished runs in --out again where an older version of the evaluation "
                              "scored them (new tables), from their checkpoints; nothing finished is trained again")
+    parser.add_argument("--length-cap", type=float, default=None, metavar="X",
+                        help="evaluate with generation.length_cap X: a sample stops after X times its language's "
+                             "largest codes-per-token ratio in training (0, the default: SOKE's 100-code limit "
+                             "only); with --reevaluate, finished runs are scored again with it")
     parser.add_argument("--only", nargs="+", choices=list(ARM_GROUPS), default=None, metavar="GROUP",
                         help=f"train only these arm groups besides the base ({', '.join(ARM_GROUPS)})")
     parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["report_only"] = True
     if args.reevaluate:
         overrides["reevaluate"] = True
+    if args.length_cap is not None:
+        overrides["length_cap"] = args.length_cap
     if args.only:
         overrides["groups"] = tuple(args.only)
     if args.pretrain_epochs is not None:

@@ -26,7 +26,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import matplotlib
@@ -126,6 +126,9 @@ class ClaimsConfig:
             objective on the training codes (``objective: denoise``) and start every arm from it (``init_ckpt``),
             as SOKE starts every arm from pretrained mbart-large-cc25; 0: every arm starts from random weights.
         pretrain_args: further overrides of the pretraining run.
+        length_cap: evaluation only: ``generation.length_cap`` of every run's generations (0: SOKE's, each sample
+            may run to ``max_codes``; docs/design.md §4.9). Recorded in each ``eval.json``; with ``reevaluate``,
+            runs recorded with another value are scored again.
         groups: train only the arms of these groups (``retrieval``, ``diagnostic``, ``decoding``, ``lambda``,
             ``codebook``) besides the base; None: every arm of the plan.
     """
@@ -158,6 +161,7 @@ class ClaimsConfig:
     limit: int | None = None
     report_only: bool = False
     reevaluate: bool = False
+    length_cap: float = 0.0
     pretrain_epochs: int = 0
     pretrain_args: tuple[str, ...] = ()
     groups: tuple[str, ...] | None = None
@@ -171,6 +175,8 @@ class ClaimsConfig:
         unknown = sorted(set(self.groups or ()) - set(ARM_GROUPS))
         if unknown:
             raise ValueError(f"ClaimsConfig.groups: unknown arm groups {unknown}; valid: {list(ARM_GROUPS)}")
+        if not self.length_cap >= 0:
+            raise ValueError(f"ClaimsConfig.length_cap must be >= 0 (0: off), got {self.length_cap}")
         if self.reevaluate and self.report_only:
             raise ValueError("ClaimsConfig: reevaluate evaluates runs again and report_only evaluates nothing; "
                              "give one of them")
@@ -497,7 +503,7 @@ EVAL_VERSION = 2
 
 
 def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path, *, limit: int | None = None,
-                 latency_samples: int = 0, seed: int = 0) -> dict:
+                 latency_samples: int = 0, seed: int = 0, length_cap: float = 0.0) -> dict:
     """Generate every test sentence with a trained run and score each sample (DTW per variant x part).
 
     Prompt variants: ``plain`` always; the retrieval arm adds ``retrieval`` (the evaluation prompt its callback
@@ -511,6 +517,10 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
     torch.manual_seed(seed)
     stage = LMStage.from_checkpoint(ckpt).eval()
     processing = checkpoint_processing(torch.load(ckpt, map_location="cpu", weights_only=False))
+    stage.generation_config = replace(stage.generation_config, length_cap=float(length_cap))
+    if length_cap and stage.code_length_ratio is None:  # a checkpoint from before the ratios were recorded
+        train = SignDataModule([str(store)], **processing, token_cache=str(cache))
+        stage.code_length_ratio = stage.learn_length_ratio(train.code_lengths("train"))
     dm = SignDataModule([str(store)], **processing, batch_size=50, eval_batch_size=50)
     dm.setup("test")
     dataset = dm.test_dataloader().dataset
@@ -557,7 +567,7 @@ def evaluate_run(ckpt: Path, store: Path, arm: Arm, known: Concepts, cache: Path
         _copy_accuracy(stage, records, order, prompts, copy_inputs, rows)
     latency = _batch1_latency(stage, [records[i] for i in order[:latency_samples]]) if latency_samples else None
     return {"arm": asdict(arm), "ckpt": str(ckpt), "samples": rows, "latency_ms": latency,
-            "eval_version": EVAL_VERSION}
+            "eval_version": EVAL_VERSION, "length_cap": float(length_cap)}
 
 
 @torch.no_grad()
@@ -934,6 +944,12 @@ def write_markdown(summary: dict, path: Path) -> Path:
                f"pretrained mBART)." if pretrain else
                f"Every stage-2 arm ({config.get('stage2_epochs')} epochs) started from random weights (no "
                f"pretraining)."), ""]
+    caps = summary.get("length_caps") or [config.get("length_cap") or 0.0]
+    if any(caps):
+        lines += [f"Generations are capped at `generation.length_cap = {' / '.join(f'{c:g}' for c in caps)}`"
+                  f"{' (MIXED across runs)' if len(caps) > 1 else ''} (an addition: a sample stops after that "
+                  f"multiple of its language's largest codes-per-token ratio in training; SOKE runs to the 100-code "
+                  f"limit).", ""]
     runs = summary.get("runs")
     if runs and runs["finished"] < runs["planned"]:
         missing = {k: v for k, v in runs["per_arm"].items() if v < len(summary["config"]["seeds"])}
@@ -1179,21 +1195,28 @@ def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: flo
                         cfg.stage2_epochs)
         elif cfg.reevaluate:
             saved = json.loads(result.read_text(encoding="utf-8"))
-            if saved.get("eval_version", 1) < EVAL_VERSION:
+            if saved.get("eval_version", 1) < EVAL_VERSION or saved.get("length_cap", 0.0) != cfg.length_cap:
                 ckpt = Path(saved["ckpt"])
                 if not ckpt.is_file():
                     raise RuntimeError(f"{result}: its checkpoint {ckpt} is gone, so the run cannot be evaluated "
                                        f"again; delete {result} to train it again")
                 progress(f"evaluating {arm.name} seed {seed} again (evaluation version "
-                         f"{saved.get('eval_version', 1)} -> {EVAL_VERSION})")
+                         f"{saved.get('eval_version', 1)} -> {EVAL_VERSION}, length cap "
+                         f"{saved.get('length_cap', 0.0):g} -> {cfg.length_cap:g})")
         if ckpt is not None:
             latency = cfg.latency_samples if arm.group in ("base", "decoding") else 0
             atomic_write_json(result, evaluate_run(ckpt, store, arm, known, tokenizers[arm.codebook]["cache"],
-                                                   limit=cfg.limit, latency_samples=latency, seed=seed))
+                                                   limit=cfg.limit, latency_samples=latency, seed=seed,
+                                                   length_cap=cfg.length_cap))
+        run = json.loads(result.read_text(encoding="utf-8"))
+        if run.get("length_cap", 0.0) != cfg.length_cap and not cfg.report_only:
+            raise RuntimeError(f"{result} was evaluated with length cap {run.get('length_cap', 0.0):g} but this run "
+                               f"asks for {cfg.length_cap:g}; add --reevaluate to score the finished runs again "
+                               f"with it (nothing is trained again)")
         done[0] += 1
         progress(f"stage 2: {done[0]}/{len(jobs)} runs ({arm.name}, seed {seed}) "
                  f"[{(time.perf_counter() - started) / 60:.1f} min]")
-        return arm.name, json.loads(result.read_text(encoding="utf-8"))
+        return arm.name, run
 
     with ThreadPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
         for name, run in pool.map(job, jobs):
@@ -1214,6 +1237,7 @@ def _run_claims(cfg: ClaimsConfig, progress: Callable[[str], None], started: flo
     summary = summarize(cfg, dict(results), baselines, judge)
     if agreement_file.is_file():
         summary["entry_agreement"] = json.loads(agreement_file.read_text(encoding="utf-8"))
+    summary["length_caps"] = sorted({float(r.get("length_cap", 0.0)) for runs in results.values() for r in runs})
     summary["runs"] = {"finished": finished, "planned": len(jobs),
                        "per_arm": {a.name: len(results.get(a.name, [])) for a in arms}}
     summary["minutes"] = (time.perf_counter() - started) / 60
