@@ -11,6 +11,7 @@ import pytest
 
 from soke_lightning.cli import main as soke_main
 from soke_lightning.pipelines.claims import (
+    PLANS,
     Concepts,
     arm_args,
     copy_table,
@@ -341,3 +342,22 @@ def test_every_last_checkpoint_config_saves_at_the_end_of_each_training_epoch():
                 assert args.get("save_on_train_epoch_end") is True, f"{path}: last checkpoint without " \
                                                                     f"save_on_train_epoch_end: true"
     assert checked >= 5
+
+
+def test_command_line_options_reach_the_claims_config():
+    import argparse
+
+    from soke_lightning.cli.claims import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--plan", "tiny", "--out", "/tmp/x", "--length-cap", "1.5", "--stage2-epochs", "3",
+                              "--stage2-arg=--model.init_args.mbart.d_model=64", "--stage2-arg=--trainer.max_time=1"])
+    cfg = config_from_args(args)
+    assert cfg.length_cap == 1.5 and cfg.stage2_epochs == 3
+    # the plan's own stage-2 arguments stay first; every stage-2 training (pretraining included) gets them
+    assert cfg.stage2_args == (*PLANS["tiny"]["stage2_args"], "--model.init_args.mbart.d_model=64",
+                               "--trainer.max_time=1")
+    assert config_from_args(parser.parse_args(["--plan", "quick"])).length_cap == 0.0
+    with pytest.raises(ValueError, match="length_cap must be >= 0"):
+        config_from_args(parser.parse_args(["--length-cap", "-1"]))

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate with generation.length_cap X: a sample stops after X times its language's "
                              "largest codes-per-token ratio in training (0, the default: SOKE's 100-code limit "
                              "only); with --reevaluate, finished runs are scored again with it")
+    parser.add_argument("--stage2-epochs", type=int, default=None, metavar="N",
+                        help="epochs of every stage-2 arm (plan default; the same for all arms)")
+    parser.add_argument("--stage2-arg", action="append", default=None, metavar="ARG",
+                        help="an extra `soke fit` argument for every stage-2 training, the pretraining included "
+                             "(repeatable), e.g. --stage2-arg=--model.init_args.mbart.d_model=256 to test scale")
     parser.add_argument("--only", nargs="+", choices=list(ARM_GROUPS), default=None, metavar="GROUP",
                         help=f"train only these arm groups besides the base ({', '.join(ARM_GROUPS)})")
     parser.add_argument("--pretrain-epochs", type=int, default=None, metavar="N",
@@ -44,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(0: none; plan default)")
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace):
+    """The :class:`ClaimsConfig` of the parsed command line: the plan's, with the options given."""
     overrides = {}
     if args.seeds:
         overrides["seeds"] = tuple(args.seeds)
@@ -60,12 +66,20 @@ def run(args: argparse.Namespace) -> int:
         overrides["reevaluate"] = True
     if args.length_cap is not None:
         overrides["length_cap"] = args.length_cap
+    if args.stage2_epochs is not None:
+        overrides["stage2_epochs"] = args.stage2_epochs
+    if args.stage2_arg:
+        overrides["stage2_args"] = (*PLANS[args.plan].get("stage2_args", ()), *args.stage2_arg)
     if args.only:
         overrides["groups"] = tuple(args.only)
     if args.pretrain_epochs is not None:
         overrides["pretrain_epochs"] = args.pretrain_epochs
+    return plan_config(args.plan, args.out, **overrides)
+
+
+def run(args: argparse.Namespace) -> int:
     try:
-        cfg = plan_config(args.plan, args.out, **overrides)
+        cfg = config_from_args(args)
         summary = run_claims(cfg, progress=lambda line: print(f"claims: {line}", flush=True))
     except (RuntimeError, ValueError) as err:
         print(f"soke claims: error: {err}", file=sys.stderr)
