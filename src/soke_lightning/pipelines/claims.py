@@ -47,7 +47,7 @@ from soke_lightning.pipelines.baselines import run_baselines
 from soke_lightning.pipelines.dictionary import build_dictionary_file
 from soke_lightning.pipelines.encode import encode_to_cache
 from soke_lightning.retrieval.dictionary import SignDictionary, span_codes
-from soke_lightning.retrieval.matcher import RetrievedEntry, own_span_entries
+from soke_lightning.retrieval.matcher import RetrievedEntry, concept_code_span, own_span_entries
 from soke_lightning.synthsign.generator import generate as generate_corpus
 from soke_lightning.training.lm_stage import LMStage
 
@@ -615,10 +615,9 @@ def covered_steps(entries: Sequence[RetrievedEntry], concept_of: Callable[[str, 
     """
     covered = np.zeros(steps, dtype=bool)
     for e in entries:
-        concept = concept_of(e.match.lang, e.word)
-        if concept in concepts:
-            first, last = span_codes(spans[list(concepts).index(concept)], int(raw_frames), steps * rate, rate, steps)
-            covered[first:last] = True
+        span = concept_code_span(e, concept_of, concepts, spans, raw_frames, steps, rate)
+        if span is not None:
+            covered[span[0]:span[1]] = True
     return covered
 
 

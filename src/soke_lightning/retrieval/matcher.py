@@ -465,6 +465,17 @@ def spell_entries(matches: Sequence[Match], dictionary: SignDictionary, max_code
     return out
 
 
+def concept_code_span(entry: RetrievedEntry, concept_of: Callable[[str, str], str | None], concepts: Sequence[str],
+                      spans: Sequence[Sequence[int]], raw_frames: int, steps: int, rate: int) -> tuple[int, int] | None:
+    """[first, last) code steps of the sign that ``entry`` retrieved, in a sentence of ``steps`` code steps that
+    signs ``concepts`` over frame ``spans`` of its ``raw_frames`` stored frames; None when the sentence does not
+    sign the entry's concept (a wrong hit)."""
+    concept = concept_of(entry.match.lang, entry.word)
+    if concept not in concepts:
+        return None
+    return span_codes(spans[list(concepts).index(concept)], int(raw_frames), steps * rate, rate, steps)
+
+
 def own_span_entries(entries: Sequence[RetrievedEntry], concept_of: Callable[[str, str], str | None],
                       concepts: Sequence[str], spans: Sequence[Sequence[int]], raw_frames: int, codes: np.ndarray,
                       rate: int, max_codes_per_entry: int | None = 10, strict: bool = True
@@ -492,15 +503,13 @@ def own_span_entries(entries: Sequence[RetrievedEntry], concept_of: Callable[[st
     """
     out = []
     for e in entries:
-        concept = concept_of(e.match.lang, e.word)
-        if concept not in concepts:
+        span = concept_code_span(e, concept_of, concepts, spans, raw_frames, len(codes), rate)
+        if span is None:
             if strict:
                 return None
             out.append(e)
             continue
-        first, last = span_codes(spans[list(concepts).index(concept)], int(raw_frames), len(codes) * rate, rate,
-                                 len(codes))
-        own = codes[first:last]
+        own = codes[span[0]:span[1]]
         out.append(RetrievedEntry(e.match, subsample_codes(own, max_codes_per_entry), len(own)))
     return out
 
