@@ -124,7 +124,7 @@ class BackTranslationScorer(Callback):
                      "'features' and 'lengths'); generating each batch a second time for back-translation")
             self._warned_regenerate = True
         prompts = list(batch.prompt if batch.prompt is not None else batch.text)
-        feats, lengths, _ = pl_module.generate(prompts, list(batch.lang), texts=list(batch.text))
+        feats, lengths, _ = pl_module.generate(prompts, list(batch.lang))
         return feats, lengths
 
     @torch.no_grad()

@@ -98,7 +98,7 @@ def generation_media(pl_module: LightningModule, batch: SignBatch, k: int) -> li
     prompts = list(batch.prompt if batch.prompt is not None else batch.text)[:k]
     langs = list(batch.lang)[:k]
     with torch.no_grad():
-        feats, lengths = pl_module.generate(prompts, langs, texts=list(batch.text)[:k])[:2]
+        feats, lengths = pl_module.generate(prompts, langs)[:2]
     norm = pl_module.tokenizer.normalizer
     out = []
     for i in range(len(langs)):
