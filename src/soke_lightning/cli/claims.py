@@ -8,7 +8,7 @@ stage-2 model per tokenizer, as SOKE starts from pretrained mBART): retrieval of
 oracle controls of the retrieval model at evaluation), multihead / flattened / parallel decoding, the λ grid and
 stage-1 codebook sizes. Writes OUT/claims.md (verdicts first, then every table), OUT/claims.json and PNG plots.
 Interrupted runs resume: run the same command again. Plans: full (`make claims`, an estimated 70 minutes on 2 cores),
-quick (`make claims QUICK=1`, about 20 minutes), tiny (toy models, about a minute; what the tests run).
+quick (`make claims QUICK=1`, about 16 minutes), tiny (toy models, about a minute; what the tests run).
 """
 
 from __future__ import annotations

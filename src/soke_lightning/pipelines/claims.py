@@ -195,9 +195,10 @@ PLANS: dict[str, dict] = {
     # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
     "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
     # retrieval on / off and multihead vs flattened decoding, 3 seeds each, on short schedules (no parallel scheme,
-    # oracle diagnostic, λ, codebook or judge: with the parallel arm it took 19.4 minutes, 12 runs): QUICK_MINUTES
-    # from scratch on 2 idle cores (9 runs; stage 1 ~1.7 min, pretraining ~2 min). A check of the mechanics and the
-    # directions, not the measurement (`make claims`)
+    # oracle diagnostic, λ, codebook or judge). With the parallel arm (12 runs) it took 19.4 minutes from scratch on
+    # 2 idle cores (stage 1 1.7 min, pretraining 2 min, ~2.5 min per pair of runs); without it (9 runs) about 16
+    # minutes by those times (not re-timed). A check of the mechanics and the directions, not the measurement
+    # (`make claims`)
     "quick": {"seeds": (1, 2, 3), "stage1_epochs": 8, "stage2_epochs": 6, "judge": False, "oracle_arm": False,
               "codebooks": {"base": None}, "lambdas": (), "decodings": ("flattened",), "latency_samples": 6,
               "pretrain_epochs": 6},
