@@ -7,7 +7,7 @@ Arms (every one trained with each seed, the same schedule for all, all started f
 stage-2 model per tokenizer, as SOKE starts from pretrained mBART): retrieval off / on (plus random-code and
 oracle controls of the retrieval model at evaluation), multihead / flattened / parallel decoding, the λ grid and
 stage-1 codebook sizes. Writes OUT/claims.md (verdicts first, then every table), OUT/claims.json and PNG plots.
-Interrupted runs resume: run the same command again. Plans: full (`make claims`, an estimated 70 minutes on 2 cores),
+Interrupted runs resume: run the same command again. Plans: full (`make claims`, 134.5 minutes measured on 2 loaded cores),
 quick (`make claims QUICK=1`, about 16 minutes), tiny (toy models, about a minute; what the tests run).
 """
 

@@ -187,12 +187,12 @@ class ClaimsConfig:
 #: Arm groups besides the base (``ClaimsConfig.groups``).
 ARM_GROUPS = ("retrieval", "diagnostic", "decoding", "lambda", "codebook")
 
-#: Named plans: "full" (`make claims`: pretraining + every arm, an estimated 70 minutes on 2 idle cores), "quick" (`make claims QUICK=1`:
-#: retrieval and the decoding schemes only, shorter schedules, about a quarter of that), "tiny" (the test preset:
-#: toy models, a few minutes).
+#: Named plans: "full" (`make claims`: pretraining + every arm), "quick" (`make claims QUICK=1`: retrieval and
+#: multihead vs flattened decoding, shorter schedules), "tiny" (the test preset: toy models, a few minutes).
 PLANS: dict[str, dict] = {
-    # 10 arms x 3 seeds: 12 stage-2 epochs keep the run near an hour on 2 idle cores (16 epochs: ~75 minutes); the
-    # shared denoising pretraining (20 epochs, ~7 minutes) is what lets the small model copy from its prompt
+    # 10 arms x 3 seeds, 12 stage-2 epochs after a shared 20-epoch denoising pretraining per tokenizer: 134.5
+    # minutes end to end on the 2-core VM on 7 December 2026, while the host ran about 3x slower than usual and
+    # other jobs ran beside it (not timed on an idle host)
     "full": {"stage2_epochs": 12, "pretrain_epochs": 20},
     # retrieval on / off and multihead vs flattened decoding, 3 seeds each, on short schedules (no parallel scheme,
     # oracle diagnostic, λ, codebook or judge). With the parallel arm (12 runs) it took 19.4 minutes from scratch on
