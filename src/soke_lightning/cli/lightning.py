@@ -79,8 +79,9 @@ class SokeCLI(LightningCLI):
         )
 
     def parse_arguments(self, parser, args) -> None:
-        self._command_line = [] if isinstance(args, dict) or (args is not None and not isinstance(args, (list, tuple))) \
-            else list(sys.argv[1:] if args is None else args)
+        # the dotted overrides of a command line (args given as a dict or Namespace have none)
+        self._command_line = list(sys.argv[1:] if args is None else args) if args is None or isinstance(
+            args, (list, tuple)) else []
         super().parse_arguments(parser, args)
 
     def _explicit_model_overrides(self) -> dict[tuple[str, ...], Any]:

@@ -430,9 +430,8 @@ class LMStage(EvalLoops, LightningModule):
             self.build(self._train_text_tokenizer(dm))
             if self.hparams.get("init_ckpt"):
                 self._init_from(self.hparams.init_ckpt)
-        if stage == "fit" and self.hparams.get("objective", "translate") == "translate" and self.text_tokenizer \
-                is not None and getattr(dm, "token_cache_path", None) is not None and hasattr(dm, "code_lengths"):
-            self.code_length_ratio = self.learn_length_ratio(dm.code_lengths("train"))
+        if stage == "fit" and self.hparams.get("objective", "translate") == "translate":
+            self.code_length_ratio = self._length_ratio_from(dm)
         # Trainer.log_dir is a collective call (a broadcast from rank 0) under DDP: every rank must ask for it.
         log_dir = self.trainer.log_dir if stage == "fit" else None
         if log_dir and self.trainer.is_global_zero:
@@ -605,6 +604,12 @@ class LMStage(EvalLoops, LightningModule):
                 ratio[lang] = max(ratio.get(lang, 0.0), codes / max(n, 1))
         return ratio
 
+    def _length_ratio_from(self, dm) -> dict[str, float] | None:
+        """:meth:`learn_length_ratio` over a DataModule's training split; None when it has no token cache."""
+        if getattr(dm, "token_cache_path", None) is None or not hasattr(dm, "code_lengths"):
+            return None
+        return self.learn_length_ratio(dm.code_lengths("train"))
+
     def length_caps(self, texts: list[str], langs: list[str], scale: float, max_codes: int) -> torch.Tensor:
         """[B] most time codes each sentence may generate under ``length_cap = scale`` (at most ``max_codes``; a
         language without a learnt ratio gets ``max_codes``).
@@ -613,15 +618,14 @@ class LMStage(EvalLoops, LightningModule):
             ValueError when the model has no learnt ratios (a checkpoint from before they were recorded) and no
             fitted DataModule with a token cache to learn them from.
         """
+        if self.code_length_ratio is None and self._trainer is not None:
+            self.code_length_ratio = self._length_ratio_from(getattr(self._trainer, "datamodule", None))
         if self.code_length_ratio is None:
-            dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-            if getattr(dm, "token_cache_path", None) is None or not hasattr(dm, "code_lengths"):
-                raise ValueError("generation.length_cap scales each language's largest codes-per-token ratio of the "
-                                 "training sentences, learnt when the model is fitted; this model has none (a "
-                                 "checkpoint written before they were recorded): evaluate it with `soke test` and "
-                                 "the training DataModule (with its token_cache) so they are learnt from its train "
-                                 "split, or set generation.length_cap=0")
-            self.code_length_ratio = self.learn_length_ratio(dm.code_lengths("train"))
+            raise ValueError("generation.length_cap scales each language's largest codes-per-token ratio of the "
+                             "training sentences, learnt when the model is fitted; this model has none (a "
+                             "checkpoint written before they were recorded): evaluate it with `soke test` and "
+                             "the training DataModule (with its token_cache) so they are learnt from its train "
+                             "split, or set generation.length_cap=0")
         tokens = self.text_tokenizer.encode_source(texts, langs, self.hparams.max_source_length).attention_mask.sum(-1)
         caps = [min(max_codes, max(1, int(np.ceil(scale * self.code_length_ratio[lang] * n))))
                 if lang in self.code_length_ratio else max_codes for lang, n in zip(langs, tokens.tolist())]
